@@ -1,0 +1,30 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+# Both build .venv from requirements.txt when it is missing or older than the file.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+# web + worker from the Procfile; an embedded Redis when REDIS_URL is unset.
+run: $(STAMP)
+	@mkdir -p var
+	exec $(PY) -m workers.runner -- sh -c '$(PY) manage.py migrate --noinput && exec honcho start -f Procfile'
+
+# pytest against SQLite + the embedded Redis, or DATABASE_URL / REDIS_URL when set.
+test: $(STAMP)
+	@mkdir -p var
+	exec $(PY) -m workers.runner -- $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.request import Request
+
+from apps.keys.errors import ApiKeyMalformed
+from apps.keys.models import ApiKey
+from apps.keys.services import key_authenticate
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """X-API-Key: bnt_… (documented) or Authorization: Bearer bnt_… (what many HTTP
+    clients send by default). Returns (key, key): the key is both user and auth."""
+
+    def authenticate(self, request: Request) -> tuple[ApiKey, ApiKey] | None:
+        x_api_key = request.META.get("HTTP_X_API_KEY")
+        if x_api_key is not None:
+            key = key_authenticate(x_api_key, header="X-API-Key")
+            return key, key
+        authorization = request.META.get("HTTP_AUTHORIZATION")
+        if authorization is None:
+            return None  # HasApiKey answers api_key_missing
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            if authorization.strip().startswith("bnt_"):
+                raise ApiKeyMalformed(
+                    "The Authorization header holds a bare key without the 'Bearer ' scheme.",
+                    hint="Send Authorization: Bearer bnt_... or X-API-Key: bnt_...",
+                )
+            raise ApiKeyMalformed(
+                f"The Authorization header uses the {scheme or 'empty'!r} scheme; only Bearer is accepted.",
+                hint="Send Authorization: Bearer bnt_... or X-API-Key: bnt_...",
+            )
+        key = key_authenticate(token, header="Authorization")
+        return key, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="banatie"'

@@ -1,0 +1,94 @@
+"""Tiny typed readers for environment variables.
+
+Each one raises ``ImproperlyConfigured`` naming the variable and what it expected, so a
+bad value stops start-up with a message an operator can act on.
+"""
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bad(name: str, value: str, expected: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"Environment variable {name}={value!r} is invalid: expected {expected}.")
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise _bad(name, raw, "one of 1/0, true/false, yes/no, on/off")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise _bad(name, raw, "an integer") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise _bad(name, raw, f"an integer between {minimum} and {maximum}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _bad(name, raw, "a number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise _bad(name, raw, f"a number between {minimum} and {maximum}")
+    return value
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    value = env_str(name, default)
+    if not value:
+        return ""
+    parsed = urlparse(value)
+    if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+        raise _bad(name, value, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    return value
+
+
+# Same grammar django-ratelimit accepts: "100/h", "5/m", "10/30s".
+_RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+
+
+def env_rate(name: str, default: str) -> str:
+    value = env_str(name, default)
+    match = _RATE.match(value)
+    if not match or int(match.group(1)) < 1 or match.group(2) == "0":
+        raise _bad(name, value, "a rate like 100/h, 5/m, 10/30s (count/[n]unit, unit one of s m h d)")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default).lower()
+    if value not in choices:
+        raise _bad(name, value, "one of " + ", ".join(choices))
+    return value

@@ -1,0 +1,261 @@
+"""Every non-2xx answer Banatie gives, and the one place that renders it.
+
+Body shape (see docs/errors.md):
+    {"success": false, "message": "...", "error": "...", "code": "snake_case",
+     "requestId": "...", "field"?: "...", "hint"?: "...", "details"?: {...}}
+
+``error`` keeps the wording of the original API's "Common Error Messages" so existing
+clients keep matching it; ``code`` is the precise, stable reason for programs.
+Services raise ``ApiError`` subclasses; views never build error bodies.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from banatie.request_context import current_request_id
+
+logger = logging.getLogger("banatie.errors")
+
+
+class ApiError(drf.APIException):
+    """Base of every error Banatie reports. Subclasses set status, code, error, hint."""
+
+    status_code = 400
+    code = "bad_request"
+    error = "Bad request"
+    default_message = "The request could not be processed."
+    hint = ""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        hint: str | None = None,
+        field: str | None = None,
+        details: dict | None = None,
+        error: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+        if hint is not None:
+            self.hint = hint
+        if error is not None:
+            self.error = error
+        self.field = field
+        self.details = details
+        self.headers = dict(headers or {})
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "success": False,
+            "message": self.message,
+            "error": self.error,
+            "code": self.code,
+            "requestId": current_request_id(),
+        }
+        if self.field:
+            body["field"] = self.field
+        if self.hint:
+            body["hint"] = self.hint
+        if self.details:
+            body["details"] = self.details
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailed(ApiError):
+    status_code = 400
+    code = "validation_failed"
+    error = "Validation failed"
+    default_message = "Validation failed."
+
+
+class InvalidJson(ApiError):
+    status_code = 400
+    code = "invalid_json"
+    error = "Validation failed"
+    default_message = "The request body is not valid JSON."
+    hint = "Send a JSON object, e.g. {\"prompt\": \"...\"}, with Content-Type: application/json."
+
+
+class UnsupportedMediaType(ApiError):
+    status_code = 415
+    code = "unsupported_media_type"
+    error = "Unsupported media type"
+
+
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+    error = "Payload too large"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+    error = "Not found"
+    default_message = "Not found."
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+    default_message = "No route matches this path."
+
+
+class MethodNotAllowed(ApiError):
+    status_code = 405
+    code = "method_not_allowed"
+    error = "Method not allowed"
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+    error = "Forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class InternalError(ApiError):
+    status_code = 500
+    code = "internal_error"
+    error = "Internal server error"
+    default_message = "Something went wrong on our side."
+    hint = "Retry later; if it persists, report the requestId to the operator."
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    code = "service_unavailable"
+    error = "Service unavailable"
+
+
+def error_response(exc: ApiError) -> JsonResponse:
+    """Render an ApiError outside DRF (middleware, Django's own handlers)."""
+    response = JsonResponse(exc.body(), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """DRF's nested error dict → [("enhancementOptions.template", "message"), ...]."""
+    if isinstance(detail, dict):
+        out: list[tuple[str, str]] = []
+        for key, value in detail.items():
+            name = str(key) if key != "non_field_errors" else ""
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            out += _flatten(value, path)
+        return out
+    if isinstance(detail, list):
+        out = []
+        for index, value in enumerate(detail):
+            if isinstance(value, (dict, list)):
+                out += _flatten(value, f"{prefix}[{index}]")
+            else:
+                out += _flatten(value, prefix)
+        return out
+    return [(prefix, str(detail))]
+
+
+def validation_error(exc: drf.ValidationError) -> ValidationFailed:
+    items = _flatten(exc.detail)
+    if not items:
+        return ValidationFailed()
+    field, message = items[0]
+    details: dict[str, list[str]] = {}
+    for name, text in items:
+        details.setdefault(name or "body", []).append(text)
+    summary = "; ".join(f"{name}: {text}" if name else text for name, text in items)
+    return ValidationFailed(
+        summary,
+        error=f"Validation failed: {message}",
+        field=field or None,
+        details=details,
+        hint="Fix the fields listed in details and send the request again.",
+    )
+
+
+def translate(exc: Exception, context: dict | None = None) -> ApiError:
+    """Map any exception raised while handling a request to an ApiError."""
+    view = (context or {}).get("view")
+    request = (context or {}).get("request")
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, drf.ValidationError):
+        return validation_error(exc)
+    if isinstance(exc, drf.ParseError):
+        return InvalidJson(f"The request body could not be parsed: {exc.detail}")
+    if isinstance(exc, drf.UnsupportedMediaType):
+        accepted = [p.media_type for p in view.get_parsers()] if view else []
+        received = (request.content_type if request is not None else "") or "nothing"
+        return UnsupportedMediaType(
+            f"Content-Type {received!r} is not accepted here; send one of: {', '.join(accepted)}.",
+            hint="Set the Content-Type header to match the body you send.",
+            details={"received": received, "accepted": accepted},
+        )
+    if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent)):
+        return PayloadTooLarge("The request body is larger than this server accepts.")
+    if isinstance(exc, drf.MethodNotAllowed):
+        allowed = list(view.allowed_methods) if view else []
+        method = request.method if request is not None else "?"
+        return MethodNotAllowed(
+            f"Method {method} is not allowed here; allowed: {', '.join(allowed)}.",
+            details={"allowed": allowed},
+            headers={"Allow": ", ".join(allowed)},
+        )
+    if isinstance(exc, (drf.NotFound, Http404)):
+        return NotFound()
+    if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
+        return Forbidden()
+    if isinstance(exc, drf.Throttled):
+        return ApiError(str(exc.detail))
+    if isinstance(exc, drf.APIException):
+        # Any other DRF exception keeps its status and its own message.
+        err = ApiError(str(exc.detail))
+        err.status_code = exc.status_code
+        err.code = str(exc.default_code)
+        return err
+    logger.error("unhandled error", exc_info=exc)
+    return InternalError()
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: the single place an error body is built."""
+    err = translate(exc, context)
+    response = Response(err.body(), status=err.status_code)
+    for name, value in err.headers.items():
+        response[name] = value
+    return response
+
+
+def closest(word: str, candidates: list[str]) -> str | None:
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+# Django's own handlers (urls.py points at these): JSON even when DRF is not involved.
+def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(ValidationFailed("The request was malformed."))
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(Forbidden())
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return error_response(NotFound())
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return error_response(InternalError())

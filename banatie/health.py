@@ -1,0 +1,42 @@
+"""Checks behind GET /health. Each returns a small dict and never raises."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+
+def check_database() -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "up", "vendor": connection.vendor, "latencyMs": round((time.monotonic() - started) * 1000, 1)}
+
+
+def check_redis() -> dict[str, Any]:
+    started = time.monotonic()
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return {"status": "down", "error": type(exc).__name__}
+    finally:
+        client.close()
+    return {"status": "up", "latencyMs": round((time.monotonic() - started) * 1000, 1)}
+
+
+def check_worker(timeout: float = 0.5) -> dict[str, Any]:
+    from banatie.celery import app
+
+    try:
+        replies = app.control.ping(timeout=timeout, limit=1)
+    except (redis.RedisError, OSError) as exc:
+        return {"status": "unknown", "error": type(exc).__name__}
+    return {"status": "up" if replies else "down", "answered": len(replies)}

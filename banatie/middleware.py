@@ -1,0 +1,74 @@
+"""Request-wide behaviour done once for every route."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from banatie.errors import InternalError, PayloadTooLarge, error_response
+from banatie.request_context import current_request_id, reset_request_id, set_request_id
+
+logger = logging.getLogger("banatie.request")
+
+# A client's id is kept only if it is short and boring, so it is safe in logs and headers.
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """X-Request-ID in and out; the id is on every log line of the request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = set_request_id(request_id)
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            return response
+        finally:
+            reset_request_id(token)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse:
+        # Non-DRF views (admin, schema UI) end up here; DRF views have their own handler.
+        logger.error("unhandled error", exc_info=exception)
+        response = error_response(InternalError())
+        response["X-Request-ID"] = current_request_id()
+        return response
+
+
+class BodySizeLimitMiddleware:
+    """Refuse an oversized body from its Content-Length, before reading a byte of it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.MAX_REQUEST_BYTES
+        if length > limit:
+            return error_response(
+                PayloadTooLarge(
+                    f"The request body is {length} bytes; the limit is {limit} bytes "
+                    f"({settings.MAX_UPLOAD_FILES} files of at most "
+                    f"{settings.MAX_UPLOAD_FILE_BYTES // (1024 * 1024)} MB each plus fields).",
+                    details={"received": length, "limit": limit},
+                )
+            )
+        return self.get_response(request)
+
+
+class RequestIdLogFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = current_request_id()
+        return True

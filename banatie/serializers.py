@@ -1,0 +1,120 @@
+"""Serializer building blocks shared by every endpoint: strict JSON types and a clear
+answer for unknown or read-only fields (with a "did you mean" suggestion)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from banatie.errors import closest
+
+_JSON_TYPE_NAMES = {
+    str: "string", bool: "boolean", int: "integer", float: "number",
+    list: "array", dict: "object", type(None): "null",
+}
+
+
+def json_type(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects unknown and read-only fields by name instead of silently ignoring them."""
+
+    # Fields a client may see in responses but must not send.
+    read_only_names: tuple[str, ...] = ()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) or hasattr(data, "keys"):
+            errors: dict[str, list[str]] = {}
+            known = [name for name, field in self.fields.items() if not field.read_only]
+            for name in data.keys():
+                if name in known:
+                    continue
+                if name in self.read_only_names:
+                    errors[name] = [f"'{name}' is read-only and cannot be set."]
+                    continue
+                suggestion = closest(name, known) or _camel_match(name, known)
+                errors[name] = [
+                    f"Unknown field '{name}'."
+                    + (f" Did you mean '{suggestion}'?" if suggestion else f" Known fields: {', '.join(known)}.")
+                ]
+            if errors:
+                # Report missing required fields in the same answer.
+                for name in known:
+                    field = self.fields[name]
+                    if field.required and name not in data:
+                        errors.setdefault(name, []).append(field.error_messages["required"])
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def _camel_match(name: str, known: list[str]) -> str | None:
+    flat = name.replace("_", "").replace("-", "").lower()
+    for candidate in known:
+        if candidate.lower() == flat:
+            return candidate
+    return None
+
+
+def _is_json(field: serializers.Field) -> bool:
+    request = field.context.get("request")
+    return request is None or (request.content_type or "").startswith("application/json")
+
+
+class StrictCharField(serializers.CharField):
+    """A string that must be a JSON string (DRF would quietly turn 42 into "42")."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid_type", received=json_type(data))
+        return super().to_internal_value(data)
+
+    default_error_messages = {"invalid_type": "Expected a string, received {received}."}
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON: true/false only. Forms (multipart): "true"/"false"/"1"/"0", since form
+    fields are always strings."""
+
+    default_error_messages = {
+        "invalid_type": "Expected a boolean (true or false), received {received}.",
+        "invalid_form": "Expected true, false, 1 or 0, received {value!r}.",
+    }
+
+    def to_internal_value(self, data: Any) -> bool:
+        if _is_json(self):
+            if not isinstance(data, bool):
+                self.fail("invalid_type", received=json_type(data))
+            return data
+        value = str(data).strip().lower()
+        if value in ("true", "1"):
+            return True
+        if value in ("false", "0"):
+            return False
+        self.fail("invalid_form", value=str(data)[:20])
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"invalid_type": "Expected an integer, received {received}."}
+
+    def to_internal_value(self, data: Any) -> int:
+        if _is_json(self) and (isinstance(data, bool) or not isinstance(data, int)):
+            self.fail("invalid_type", received=json_type(data))
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    """Enum errors list the allowed values."""
+
+    default_error_messages = {
+        "invalid_choice": "{input!r} is not allowed; use one of: {allowed}.",
+        "invalid_type": "Expected a string, received {received}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_type", received=json_type(data))
+        if data not in self.choice_strings_to_values:
+            self.fail("invalid_choice", input=data, allowed=", ".join(self.choice_strings_to_values))
+        return self.choice_strings_to_values[data]

@@ -1,0 +1,102 @@
+"""Infrastructure routes: /health, /api/info, and the JSON answer for unknown paths."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from banatie.errors import RouteNotFound, closest
+from banatie.health import check_database, check_redis, check_worker
+from workers.providers import active_provider_name
+
+STARTED_AT = time.monotonic()
+
+NAME = "Banatie - Nano Banana Image Generation API"
+DESCRIPTION = "REST API service for AI-powered image generation using Gemini Flash Image model"
+ENDPOINTS = {
+    "GET /health": "Health check",
+    "GET /api/info": "API information",
+    "POST /api/bootstrap/initial-key": "Create the first master key (works once)",
+    "POST /api/admin/keys": "Create an API key (master key)",
+    "GET /api/admin/keys": "List API keys (master key)",
+    "DELETE /api/admin/keys/{keyId}": "Revoke an API key (master key)",
+    "GET /api/me": "Describe the calling key and its rate-limit state",
+    "POST /api/generate": "Generate images from text prompt with optional reference images",
+    "POST /api/text-to-image": "Generate images from text prompt only (JSON)",
+    "POST /api/enhance": "Enhance and optimize prompts for better image generation",
+    "GET /api/jobs/{jobId}": "Status and result of a job",
+    "GET /api/images/{path}": "Serve a generated image",
+}
+
+
+class PublicView(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+
+class HealthView(PublicView):
+    def get(self, request: Request) -> Response:
+        checks = {"database": check_database(), "redis": check_redis()}
+        checks["worker"] = check_worker() if checks["redis"]["status"] == "up" else {"status": "unknown"}
+        checks["provider"] = {"status": "up", "name": active_provider_name()}
+        if checks["database"]["status"] != "up" or checks["redis"]["status"] != "up":
+            overall, code = "unhealthy", 503
+        elif checks["worker"]["status"] != "up":
+            overall, code = "degraded", 200  # requests are accepted and will wait in the queue
+        else:
+            overall, code = "healthy", 200
+        return Response(
+            {
+                "status": overall,
+                "timestamp": timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "uptime": round(time.monotonic() - STARTED_AT, 2),
+                "environment": settings.ENVIRONMENT,
+                "version": settings.VERSION,
+                "provider": active_provider_name(),
+                "checks": checks,
+            },
+            status=code,
+        )
+
+
+class InfoView(PublicView):
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "name": NAME,
+                "version": settings.VERSION,
+                "description": DESCRIPTION,
+                "provider": active_provider_name(),
+                "endpoints": ENDPOINTS,
+                "limits": {
+                    "maxFileSize": f"{settings.MAX_UPLOAD_FILE_BYTES // (1024 * 1024)}MB",
+                    "maxFiles": settings.MAX_UPLOAD_FILES,
+                    "supportedFormats": ["PNG", "JPEG", "JPG", "WebP"],
+                    "rateLimit": settings.BANATIE_RATE_LIMIT,
+                },
+            }
+        )
+
+
+def _route_paths() -> list[str]:
+    return sorted({endpoint.split(" ", 1)[1] for endpoint in ENDPOINTS})
+
+
+class NotFoundView(PublicView):
+    """Every unmatched path, any method: a JSON 404, with the closest route for /api/..."""
+
+    def _not_found(self, request: Request, *args: object, **kwargs: object) -> Response:
+        path = "/" + request.path.strip("/")
+        suggestion = closest(path, _route_paths()) if path.startswith("/api") else None
+        raise RouteNotFound(
+            f"No route matches {request.method} {request.path}."
+            + (f" Did you mean {suggestion}?" if suggestion else ""),
+            hint="GET /api/info lists every route.",
+            details={"suggestion": suggestion} if suggestion else None,
+        )
+
+    get = post = put = patch = delete = head = options = _not_found

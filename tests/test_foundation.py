@@ -1,0 +1,189 @@
+"""Cross-cutting HTTP behaviour: health, info, request ids, JSON errors, slashes, CORS,
+settings validation, Celery invariants."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import OperationalError
+from django.test import override_settings
+from django.urls import re_path
+from rest_framework.views import APIView
+
+from banatie import urls as real_urls
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_reports_checks_and_provider(api):
+    r = api.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] in ("healthy", "degraded")
+    assert body["version"] == "1.0.0"
+    assert body["checks"]["database"]["status"] == "up"
+    assert body["checks"]["redis"]["status"] == "up"
+    assert body["checks"]["provider"]["name"] == "offline"
+    assert body["timestamp"].endswith("Z") and body["uptime"] >= 0
+
+
+def test_health_is_unhealthy_when_redis_is_unreachable(api, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    r = api.get("/health")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unhealthy"
+    assert r.json()["checks"]["redis"]["status"] == "down"
+
+
+def test_health_is_unhealthy_when_database_is_unreachable(api, monkeypatch):
+    from django.db import connection
+
+    def broken_cursor(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", broken_cursor)
+    r = api.get("/health")
+    assert r.status_code == 503
+    assert r.json()["checks"]["database"] == {"status": "down", "error": "OperationalError"}
+
+
+def test_info_lists_limits_and_endpoints(api):
+    r = api.get("/api/info")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["name"] == "Banatie - Nano Banana Image Generation API"
+    assert body["limits"]["maxFileSize"] == "5MB"
+    assert body["limits"]["maxFiles"] == 3
+    assert {"PNG", "JPEG", "WebP"} <= set(body["limits"]["supportedFormats"])
+    assert "POST /api/text-to-image" in body["endpoints"]
+
+
+def test_request_id_is_kept_when_sane(api):
+    r = api.get("/api/info", HTTP_X_REQUEST_ID="client-abc.123")
+    assert r["X-Request-ID"] == "client-abc.123"
+
+
+@pytest.mark.parametrize("bad", ["has space", "x" * 200, "semi;colon", "<script>"])
+def test_request_id_is_replaced_when_not_sane(api, bad):
+    r = api.get("/api/info", HTTP_X_REQUEST_ID=bad)
+    assert r["X-Request-ID"] != bad and len(r["X-Request-ID"]) == 32
+
+
+def test_request_id_is_generated_and_repeated_in_error_body(api):
+    r = api.get("/api/nope")
+    assert r["X-Request-ID"]
+    assert r.json()["requestId"] == r["X-Request-ID"]
+
+
+def test_unknown_path_is_json_404_with_suggestion(api):
+    r = api.post("/api/text-to-imag", {}, format="json")
+    assert r.status_code == 404
+    assert r["Content-Type"] == "application/json"
+    body = r.json()
+    assert body["success"] is False and body["code"] == "route_not_found"
+    assert "/api/text-to-image" in body["message"]
+
+
+def test_unknown_non_api_path_is_json_404(api):
+    r = api.get("/favicon.ico")
+    assert r.status_code == 404 and r.json()["code"] == "route_not_found"
+
+
+def test_wrong_method_is_json_405_with_allow(api):
+    r = api.delete("/api/info")
+    assert r.status_code == 405
+    assert r.json()["code"] == "method_not_allowed"
+    assert "GET" in r["Allow"] and "GET" in r.json()["message"]
+
+
+class _Boom(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        raise RuntimeError("secret internals")
+
+
+boom_urls = [re_path(r"^boom/?$", _Boom.as_view()), *real_urls.urlpatterns]
+
+
+@override_settings(ROOT_URLCONF=__name__ + "_boom", DEBUG=False)
+def test_unhandled_error_is_json_500_without_traceback(api, caplog):
+    import types
+
+    sys.modules[__name__ + "_boom"] = types.SimpleNamespace(urlpatterns=boom_urls, handler500=real_urls.handler500)
+    r = api.get("/boom", HTTP_X_REQUEST_ID="req-500")
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "internal_error" and body["requestId"] == "req-500"
+    assert "secret internals" not in r.content.decode() and "Traceback" not in r.content.decode()
+    assert any("req-500" in getattr(rec, "request_id", "") for rec in caplog.records)
+    assert "secret internals" in caplog.text  # the traceback goes to the log instead
+
+
+@pytest.mark.parametrize("path", ["/api/info", "/api/info/", "/health", "/health/"])
+def test_trailing_slash_is_optional_for_get(api, path):
+    assert api.get(path).status_code in (200, 503)
+
+
+@pytest.mark.parametrize("path", ["/api/bootstrap/initial-key", "/api/bootstrap/initial-key/"])
+def test_trailing_slash_is_optional_for_post_without_redirect(api, path):
+    r = api.post(path)
+    assert r.status_code == 201
+
+
+def test_cors_allows_documented_origin(api):
+    r = api.get("/api/info", HTTP_ORIGIN="http://localhost:3001")
+    assert r["Access-Control-Allow-Origin"] == "http://localhost:3001"
+
+
+def test_cors_refuses_other_origin(api):
+    r = api.get("/api/info", HTTP_ORIGIN="http://evil.example")
+    assert "Access-Control-Allow-Origin" not in r
+
+
+def test_cors_preflight_allows_api_key_header(api):
+    r = api.options(
+        "/api/text-to-image", HTTP_ORIGIN="http://localhost:3002",
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST", HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-api-key,content-type",
+    )
+    assert r.status_code == 200
+    assert "x-api-key" in r["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [("PORT", "abc"), ("SYNC_WAIT_SECONDS", "-1"), ("BANATIE_RATE_LIMIT", "lots"), ("DEBUG", "maybe"),
+     ("GEMINI_BASE_URL", "localhost:9"), ("REDIS_URL", "http://x")],
+)
+def test_bad_setting_stops_startup_naming_the_variable(name, value):
+    env = {**os.environ, name: value, "SECRET_KEY": "x"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0
+    assert f"Environment variable {name}=" in proc.stderr
+
+
+def test_missing_secret_key_stops_startup_when_debug_is_off():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {"DEBUG": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode != 0 and "SECRET_KEY" in proc.stderr
+
+
+def test_celery_is_configured_for_safe_redelivery():
+    from django.conf import settings
+
+    from banatie.celery import app
+
+    conf = app.conf
+    assert conf.task_serializer == "json" and conf.accept_content == ["json"]
+    assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_pool == "threads"
+    assert conf.task_soft_time_limit < conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
+    assert settings.CELERY_RESULT_BACKEND is None
