@@ -1,0 +1,307 @@
+"""API keys: bootstrap, admin routes, authentication errors, /api/me, admin UI, command."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+
+from apps.keys.models import ApiKey
+from apps.keys.services import KEY_PATTERN, hash_key, key_create
+from tests.conftest import auth
+
+pytestmark = pytest.mark.django_db
+
+
+# --- bootstrap -------------------------------------------------------------------------
+
+def test_bootstrap_creates_master_key_once(api):
+    r = api.post("/api/bootstrap/initial-key")
+    assert r.status_code == 201
+    body = r.json()
+    assert KEY_PATTERN.match(body["apiKey"])
+    assert body["type"] == "master" and body["expiresAt"] is None and body["name"] == "Initial Master Key"
+    assert "You will not see it again" in body["message"]
+    stored = ApiKey.objects.get()
+    assert stored.hash == hash_key(body["apiKey"]) and body["apiKey"] not in (stored.hash, stored.prefix)
+
+    again = api.post("/api/bootstrap/initial-key")
+    assert again.status_code == 403
+    assert again.json()["error"] == "Bootstrap not allowed"
+    assert again.json()["code"] == "bootstrap_not_allowed"
+
+
+def test_bootstrap_stays_closed_after_all_keys_are_revoked(api):
+    key = api.post("/api/bootstrap/initial-key").json()["apiKey"]
+    keys = api.get("/api/admin/keys", **auth(key)).json()["keys"]
+    api.delete(f"/api/admin/keys/{keys[0]['id']}", **auth(key))
+    ApiKey.objects.all().delete()  # even with no rows at all
+    assert api.post("/api/bootstrap/initial-key").status_code == 403
+
+
+def test_bootstrap_refused_when_keys_exist(api, tenants):
+    assert api.post("/api/bootstrap/initial-key").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bootstraps_give_exactly_one_key():
+    from rest_framework.test import APIClient
+
+    results: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            results.append(APIClient().post("/api/bootstrap/initial-key").status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == [201, 403, 403, 403, 403, 403], results
+    assert ApiKey.objects.count() == 1
+
+
+# --- admin routes ----------------------------------------------------------------------
+
+def test_master_creates_project_key_with_documented_shape(api, tenants):
+    r = api.post(
+        "/api/admin/keys", {"type": "project", "projectId": "my-project", "name": "My Project Key"},
+        format="json", **auth(tenants.master),
+    )
+    assert r.status_code == 201
+    body = r.json()
+    assert KEY_PATTERN.match(body["apiKey"])
+    meta = body["metadata"]
+    assert meta["type"] == "project" and meta["projectId"] == "my-project" and meta["name"] == "My Project Key"
+    assert meta["scopes"] == ["generate", "read"]
+    assert meta["createdBy"] == str(tenants.master_key.id)
+    created = ApiKey.objects.get(pk=meta["id"])
+    assert abs(created.expires_at - (timezone.now() + timedelta(days=90))) < timedelta(minutes=1)
+    assert body["apiKey"] not in str(api.get("/api/admin/keys", **auth(tenants.master)).json())
+
+
+def test_project_key_honours_expires_in_days(api, tenants):
+    r = api.post("/api/admin/keys", {"type": "project", "projectId": "p", "expiresInDays": 7}, format="json",
+                 **auth(tenants.master))
+    created = ApiKey.objects.get(pk=r.json()["metadata"]["id"])
+    assert abs(created.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=1)
+
+
+def test_master_key_may_be_created_without_expiry(api, tenants):
+    r = api.post("/api/admin/keys", {"type": "master", "name": "ops"}, format="json", **auth(tenants.master))
+    assert r.status_code == 201 and r.json()["metadata"]["expiresAt"] is None
+    assert r.json()["metadata"]["scopes"] == ["*"]
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"type": "project"}, "projectId"),
+        ({"type": "project", "projectId": "p", "expiresInDays": 0}, "expiresInDays"),
+        ({"type": "project", "projectId": "p", "expiresInDays": 100000}, "expiresInDays"),
+        ({"type": "project", "projectId": "p", "expiresInDays": None}, "expiresInDays"),
+        ({"type": "project", "projectId": "p", "expiresInDays": "7"}, "expiresInDays"),
+        ({"type": "admin", "projectId": "p"}, "type"),
+        ({"type": "project", "projectId": "../etc"}, "projectId"),
+        ({"type": "project", "projectId": "p", "scopes": ["*"]}, "scopes"),
+        ({"type": "project", "projectId": "p", "project_id": "p"}, "project_id"),
+        ({"type": "master", "projectId": "p"}, "projectId"),
+    ],
+)
+def test_key_create_rejects_bad_input_and_creates_nothing(api, tenants, body, field):
+    before = ApiKey.objects.count()
+    r = api.post("/api/admin/keys", body, format="json", **auth(tenants.master))
+    assert r.status_code == 400, r.json()
+    assert field in r.json()["details"], r.json()
+    assert r.json()["code"] == "validation_failed"
+    assert ApiKey.objects.count() == before
+
+
+def test_unknown_field_suggests_the_known_one(api, tenants):
+    r = api.post("/api/admin/keys", {"type": "project", "project_id": "p"}, format="json", **auth(tenants.master))
+    assert "Did you mean 'projectId'?" in r.json()["details"]["project_id"][0]
+
+
+def test_list_keys_never_includes_secrets(api, tenants):
+    r = api.get("/api/admin/keys", **auth(tenants.master))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["total"] == 3 and len(body["keys"]) == 3
+    text = r.content.decode()
+    for key in (tenants.master, tenants.a, tenants.b):
+        assert key not in text and key[12:] not in text
+    assert all("hash" not in k and "apiKey" not in k for k in body["keys"])
+    first = body["keys"][0]
+    assert {"id", "type", "projectId", "name", "scopes", "isActive", "createdAt", "expiresAt", "lastUsedAt",
+            "createdBy"} <= set(first)
+
+
+def test_revoke_marks_key_revoked_without_deleting(api, tenants):
+    r = api.delete(f"/api/admin/keys/{tenants.a_key.id}", **auth(tenants.master))
+    assert r.status_code == 200
+    assert r.json()["message"] == "API key revoked successfully" and r.json()["keyId"] == str(tenants.a_key.id)
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.revoked_at is not None
+    assert api.get("/api/me", **auth(tenants.a)).json()["code"] == "api_key_revoked"
+
+
+@pytest.mark.parametrize("key_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_revoke_unknown_or_malformed_id_is_json_404(api, tenants, key_id):
+    r = api.delete(f"/api/admin/keys/{key_id}", **auth(tenants.master))
+    assert r.status_code == 404 and r.json()["code"] == "key_not_found"
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("get", "/api/admin/keys"), ("post", "/api/admin/keys"), ("delete", "/api/admin/keys/{id}")],
+)
+def test_project_key_is_refused_on_every_admin_route(api, tenants, method, path):
+    r = getattr(api, method)(path.format(id=tenants.b_key.id), {"type": "master"}, format="json", **auth(tenants.a))
+    assert r.status_code == 403
+    body = r.json()
+    assert body["code"] == "master_key_required" and body["error"] == "Master key required"
+    assert "project key" in body["message"]
+    tenants.b_key.refresh_from_db()
+    assert tenants.b_key.revoked_at is None and ApiKey.objects.count() == 3
+
+
+# --- authentication --------------------------------------------------------------------
+
+def test_missing_key_is_401_with_hint(api):
+    r = api.get("/api/me")
+    assert r.status_code == 401
+    body = r.json()
+    assert body["code"] == "api_key_missing" and body["error"] == "Missing API key"
+    assert "X-API-Key" in body["hint"]
+    assert r["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_x_api_key_and_bearer_both_work(api, tenants):
+    assert api.get("/api/me", HTTP_X_API_KEY=tenants.a).status_code == 200
+    assert api.get("/api/me", HTTP_AUTHORIZATION=f"Bearer {tenants.a}").status_code == 200
+    assert api.get("/api/me", HTTP_AUTHORIZATION=f"bearer {tenants.a}").status_code == 200
+
+
+MALFORMED = {
+    "bearer_in_x_api_key": ("X-API-Key", "Bearer {k}", "Bearer"),
+    "single_quotes": ("X-API-Key", "'{k}'", "quotes"),
+    "double_quotes": ("X-API-Key", '"{k}"', "quotes"),
+    "inner_space": ("X-API-Key", "{k5} {krest}", "whitespace"),
+    "wrong_prefix": ("X-API-Key", "sk-{k}", "bnt_"),
+    "truncated": ("X-API-Key", "{k5}", "characters"),
+    "empty": ("X-API-Key", "", "empty"),
+    "bare_key_in_authorization": ("Authorization", "{k}", "Bearer"),
+    "basic_scheme": ("Authorization", "Basic dXNlcjpwYXNz", "Bearer"),
+    "quoted_bearer_token": ("Authorization", "Bearer '{k}'", "quotes"),
+}
+
+
+@pytest.mark.parametrize("variant", MALFORMED, ids=list(MALFORMED))
+def test_malformed_key_is_named(api, tenants, variant):
+    header, template, needle = MALFORMED[variant]
+    k = tenants.a
+    value = template.format(k=k, k5=k[:20], krest=k[20:])
+    meta = {"HTTP_" + header.upper().replace("-", "_"): value}
+    r = api.get("/api/me", **meta)
+    assert r.status_code == 401
+    body = r.json()
+    assert body["code"] == "api_key_malformed" and body["error"] == "Invalid API key"
+    assert needle.lower() in (body["message"] + body["hint"]).lower()
+    assert k not in r.content.decode()
+
+
+def test_unknown_key_is_invalid(api, tenants):
+    forged = tenants.a[:-4] + ("AAAA" if not tenants.a.endswith("AAAA") else "BBBB")
+    r = api.get("/api/me", **auth(forged))
+    assert r.status_code == 401 and r.json()["code"] == "api_key_invalid"
+    r = api.get("/api/me", **auth("bnt_zzzzzzzz" + "A" * 43))
+    assert r.status_code == 401 and r.json()["code"] == "api_key_invalid"
+
+
+def test_expired_key_is_reported_only_with_the_right_secret(api, tenants):
+    ApiKey.objects.filter(pk=tenants.a_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert api.get("/api/me", **auth(tenants.a)).json()["code"] == "api_key_expired"
+    wrong_secret = tenants.a[:12] + "x" * 43
+    assert api.get("/api/me", **auth(wrong_secret)).json()["code"] == "api_key_invalid"
+
+
+def test_revoked_key_is_reported_only_with_the_right_secret(api, tenants):
+    ApiKey.objects.filter(pk=tenants.a_key.pk).update(revoked_at=timezone.now())
+    assert api.get("/api/me", **auth(tenants.a)).json()["code"] == "api_key_revoked"
+    wrong_secret = tenants.a[:12] + "x" * 43
+    assert api.get("/api/me", **auth(wrong_secret)).json()["code"] == "api_key_invalid"
+
+
+# --- /api/me ---------------------------------------------------------------------------
+
+def test_me_describes_the_key_and_its_budget(api, tenants, settings):
+    settings.BANATIE_RATE_LIMIT = "5/m"
+    r = api.get("/api/me", **auth(tenants.a))
+    assert r.status_code == 200
+    body = r.json()
+    assert body["key"]["id"] == str(tenants.a_key.id)
+    assert body["key"]["type"] == "project" and body["key"]["projectId"] == "project-a"
+    assert body["key"]["expiresAt"] and body["key"]["createdAt"]
+    assert body["rateLimit"]["limit"] == 5 and body["rateLimit"]["remaining"] == 5
+    assert tenants.a not in r.content.decode() and tenants.a_key.hash not in r.content.decode()
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.last_used_at is not None
+
+
+# --- operators -------------------------------------------------------------------------
+
+def test_create_master_key_command_prints_a_working_key_once(api):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("create_master_key", stdout=out, stderr=err)
+    plaintext = out.getvalue().strip()
+    assert KEY_PATTERN.match(plaintext)
+    assert api.get("/api/admin/keys", **auth(plaintext)).status_code == 200
+
+
+def test_admin_create_shows_key_once_and_list_hides_it(client, admin_user):
+    client.force_login(admin_user)
+    r = client.post("/admin/keys/apikey/add/", {"key_type": "project", "project_id": "adm", "name": "n"})
+    assert r.status_code == 200
+    plaintext = KEY_PATTERN.search(r.content.decode().split('id="api-key">')[1].split("<")[0])
+    assert plaintext
+    listing = client.get("/admin/keys/apikey/").content.decode()
+    assert plaintext.group(0) not in listing and f"bnt_{plaintext.group(1)}" in listing
+    key = ApiKey.objects.get(prefix=plaintext.group(1))
+    detail = client.get(f"/admin/keys/apikey/{key.pk}/change/").content.decode()
+    assert plaintext.group(0) not in detail and key.hash not in detail
+
+
+def test_admin_revoke_action(client, admin_user, tenants):
+    client.force_login(admin_user)
+    client.post("/admin/keys/apikey/", {"action": "revoke_selected", "_selected_action": [str(tenants.a_key.pk)]})
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.revoked_at is not None
+
+
+def test_no_key_material_is_ever_logged(api, caplog, tenants):
+    caplog.set_level(logging.DEBUG)
+    boot = ApiKey.objects.all().delete()  # noqa: F841 - start from an empty installation
+    from apps.keys.models import BootstrapState
+
+    BootstrapState.objects.all().delete()
+    master = api.post("/api/bootstrap/initial-key").json()["apiKey"]
+    project = api.post("/api/admin/keys", {"type": "project", "projectId": "p"}, format="json",
+                       **auth(master)).json()["apiKey"]
+    api.get("/api/me", **auth(project))
+    api.get("/api/me", HTTP_AUTHORIZATION=f"Bearer {project}")
+    api.get("/api/me", **auth(f"Bearer {project}"))
+    api.get("/api/me", **auth(project[:-1] + "Q"))
+    api.get("/api/me", **auth(f"'{project}'"))
+    minted = key_create(key_type="project", project_id="q")
+    for secret in (master, project, minted.plaintext, master[12:], project[12:]):
+        assert secret not in caplog.text
