@@ -9,5 +9,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "banatie.settings")
 
 app = Celery("banatie")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Tasks live in workers/tasks.py, outside the Django apps.
-app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+# Tasks live in workers/tasks.py, outside the Django apps; imported when a worker starts.
+app.conf.imports = ["workers.tasks"]

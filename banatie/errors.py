@@ -233,7 +233,11 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: the single place an error body is built."""
     err = translate(exc, context)
-    response = Response(err.body(), status=err.status_code)
+    body = err.body()
+    view, request = context.get("view"), context.get("request")
+    if view is not None and request is not None and hasattr(view, "error_extra"):
+        body.update(view.error_extra(request))
+    response = Response(body, status=err.status_code)
     for name, value in err.headers.items():
         response[name] = value
     return response

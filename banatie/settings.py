@@ -227,6 +227,12 @@ LOGGING = {
         # The SDK logs request details at DEBUG; keep it quiet so nothing secret leaks.
         "google_genai": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- upstream retries (inside one job) -------------------------------------------------
+UPSTREAM_MAX_ATTEMPTS = env_int("UPSTREAM_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 1.0, minimum=0.0)
+UPSTREAM_RETRY_MAX_SECONDS = env_float("UPSTREAM_RETRY_MAX_SECONDS", 15.0, minimum=0.0)

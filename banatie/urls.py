@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, re_path
 
+from apps.generation import views as generation
 from apps.keys import views as keys
+from apps.prompts import views as prompts
 from banatie import views as infra
 
 
@@ -20,6 +22,8 @@ urlpatterns = [
     route("api/admin/keys", keys.KeyListCreateView, "keys"),
     route(r"api/admin/keys/(?P<key_id>[^/]+)", keys.KeyRevokeView, "key-revoke"),
     route("api/me", keys.MeView, "me"),
+    route("api/enhance", prompts.EnhanceView, "enhance"),
+    route(r"api/jobs/(?P<job_id>[^/]+)", generation.JobDetailView, "job"),
     path("admin/", admin.site.urls),
     re_path(r"^.*$", infra.NotFoundView.as_view(), name="not-found"),
 ]

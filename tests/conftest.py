@@ -36,3 +36,68 @@ def tenants(db) -> Tenants:  # type: ignore[no-untyped-def]
 
 def auth(key: str) -> dict[str, str]:
     return {"HTTP_X_API_KEY": key}
+
+
+# --- the job pipeline: a real Celery worker, real Redis, the Gemini emulator ------------
+
+@pytest.fixture(autouse=True)
+def _fast_upstream_retries(settings):  # type: ignore[no-untyped-def]
+    """Keep retry back-off real but short, so fault tests take milliseconds."""
+    settings.UPSTREAM_RETRY_BASE_SECONDS = 0.01
+    settings.UPSTREAM_RETRY_MAX_SECONDS = 0.05
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """A real Celery worker (threads pool) consuming from the real Redis broker, running in
+    this process so tests can change settings (provider, timeouts) per test."""
+    from celery.contrib.testing.worker import start_worker
+
+    from banatie.celery import app
+
+    app.loader.import_default_modules()
+    with start_worker(app, pool="threads", concurrency=48, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30) as worker:
+        yield worker
+
+
+@pytest.fixture
+def worker(celery_worker, transactional_db):  # type: ignore[no-untyped-def]
+    """Use in tests that run jobs: committed rows, so worker threads see them."""
+    return celery_worker
+
+
+@pytest.fixture(scope="session")
+def emulator():  # type: ignore[no-untyped-def]
+    from tests.gemini_emulator import GeminiEmulator
+
+    with GeminiEmulator() as emu:
+        yield emu
+
+
+GEMINI_TEST_KEY = "AIzaTEST-emulator-key-0123456789"
+
+
+@pytest.fixture
+def gemini(emulator, settings):  # type: ignore[no-untyped-def]
+    """Point the service at the emulator through the real google-genai client."""
+    emulator.reset()
+    emulator.latency = 0.0
+    settings.GEMINI_API_KEY = GEMINI_TEST_KEY
+    settings.GEMINI_BASE_URL = emulator.base_url
+    settings.GEMINI_TIMEOUT_SECONDS = 5
+    yield emulator
+    emulator.reset()
+
+
+def poll_job(client, key: str, job_id: str, timeout: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
+    """Poll /api/jobs/{id} until it finishes (bounded in time)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/jobs/{job_id}", **auth(key)).json()
+        if body["status"] in ("succeeded", "failed"):
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout}s")

@@ -1,0 +1,102 @@
+"""How a job becomes an HTTP answer: wait (sync) or 202 (async / wait ran out), then
+render the documented body for the job's kind, or its error."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.generation.errors import job_error
+from apps.generation.models import Job
+from apps.generation.services import job_wait
+from banatie.errors import ApiError
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+
+
+def job_status_url(job: Job) -> str:
+    return f"/api/jobs/{job.id}"
+
+
+def wants_async(request: Request) -> bool:
+    prefer = request.headers.get("Prefer", "")
+    return any(token.strip().lower() == "respond-async" for token in prefer.split(","))
+
+
+def job_failure(job: Job) -> ApiError:
+    return job_error(job.error_code, job.error_message, job.error_details, job.retry_after)
+
+
+def job_accepted(job: Job, *, preference_applied: bool) -> Response:
+    response = Response(
+        {
+            "success": True,
+            "message": "Job accepted; poll statusUrl for the result.",
+            "jobId": str(job.id),
+            "status": job.status,
+            "statusUrl": job_status_url(job),
+        },
+        status=status.HTTP_202_ACCEPTED,
+    )
+    response["Location"] = job_status_url(job)
+    if preference_applied:
+        response["Preference-Applied"] = "respond-async"
+    return response
+
+
+def result_data(job: Job, request: Request) -> dict[str, Any]:
+    """What a finished job produced, as the documented response shows it."""
+    if job.kind == Job.Kind.ENHANCEMENT:
+        return dict(job.result or {})
+    raise ValueError(f"no renderer for {job.kind!r}")
+
+
+def sync_body(job: Job, request: Request) -> dict[str, Any]:
+    """The documented synchronous 200 body for the job's endpoint, plus jobId."""
+    if job.kind == Job.Kind.ENHANCEMENT:
+        return {"success": True, **result_data(job, request), "jobId": str(job.id)}
+    return {"success": True, "message": "Image generated successfully", "data": result_data(job, request)}
+
+
+def respond_with_job(request: Request, job: Job) -> Response:
+    """Sync by default: wait up to SYNC_WAIT_SECONDS, then 200 with the documented body or
+    the job's error. ``Prefer: respond-async``, or a wait that runs out: 202 with the job."""
+    if job.status == Job.Status.FAILED and job.error_code == "queue_unavailable":
+        raise job_failure(job)
+    if wants_async(request):
+        return job_accepted(job, preference_applied=True)
+    job = job_wait(job=job, timeout=settings.SYNC_WAIT_SECONDS)
+    if job.status == Job.Status.SUCCEEDED:
+        return Response(sync_body(job, request))
+    if job.status == Job.Status.FAILED:
+        raise job_failure(job)
+    return job_accepted(job, preference_applied=False)
+
+
+def job_detail(job: Job, request: Request) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "success": job.status != Job.Status.FAILED,
+        "jobId": str(job.id),
+        "kind": job.kind,
+        "status": job.status,
+        "attempts": job.attempts,
+        "createdAt": _iso(job.created_at),
+        "startedAt": _iso(job.started_at),
+        "finishedAt": _iso(job.finished_at),
+        "statusUrl": job_status_url(job),
+    }
+    if job.status == Job.Status.SUCCEEDED:
+        body["data"] = result_data(job, request)
+    elif job.status == Job.Status.FAILED:
+        err = job_failure(job)
+        body["error"] = {
+            "code": err.code, "status": err.status_code, "error": err.error, "message": err.message,
+            **({"details": err.details} if err.details else {}),
+            **({"retryAfter": int(err.headers["Retry-After"])} if "Retry-After" in err.headers else {}),
+        }
+    return body

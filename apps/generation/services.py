@@ -1,0 +1,152 @@
+"""Job use cases: create (and enqueue after commit), run (claim, execute, finish), wait.
+
+Guarantees:
+- job_create: the row exists before the task is published (on_commit); a broker outage
+  marks the job failed with queue_unavailable instead of leaving it queued forever.
+- job_run: safe to run twice, concurrently or in sequence: the conditional claim lets one
+  delivery work while the lease is fresh, and a finished job is never run again.
+- job_wait: never raises for slowness or a Redis outage; it returns the row as it is.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+
+from apps.generation.models import Job
+from apps.generation.signals import signal_job_done, wait_job_done
+from apps.keys.models import ApiKey
+from workers.providers.base import ProviderError
+
+logger = logging.getLogger(__name__)
+
+
+def job_create(*, key: ApiKey, kind: str, request: dict[str, Any]) -> Job:
+    """Save a queued job and publish its task once the row is committed."""
+    with transaction.atomic():
+        job = Job.objects.create(api_key=key, project_id=key.project_scope, kind=kind, request=request)
+        transaction.on_commit(lambda: job_enqueue(job=job))
+    return job
+
+
+def job_enqueue(*, job: Job) -> None:
+    """Publish the job's task (task id = job id). If the broker cannot be reached within a
+    few seconds, the job is failed with queue_unavailable so nothing waits on it."""
+    from workers.tasks import run_job
+
+    try:
+        run_job.apply_async((str(job.id),), task_id=str(job.id))
+    except (KombuOperationalError, RedisError, OSError) as exc:
+        logger.error("enqueue of job %s failed: %s", job.id, type(exc).__name__)
+        _finish(job, status=Job.Status.FAILED, error_code="queue_unavailable",
+                error_message="The job queue (Redis) is unreachable; the request was not accepted.",
+                retry_after=5, only_if_status=Job.Status.QUEUED)
+
+
+def lease_seconds() -> int:
+    return settings.JOB_HARD_TIME_LIMIT + 30
+
+
+def job_claim(*, job_id: str) -> Job | None:
+    """Atomically take the job: queued, or running with an expired lease (its worker died).
+    Returns None when another delivery holds it or it is finished."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id)
+        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
+        .update(
+            status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+        )
+    )
+    if not claimed:
+        return None
+    return Job.objects.get(pk=job_id)
+
+
+def job_run(*, job_id: str) -> None:
+    """Run one job to its end. Idempotent: a second delivery is a no-op."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        logger.info("job %s already taken or finished; skipping this delivery", job_id)
+        return
+    if job.attempts > settings.JOB_MAX_ATTEMPTS:
+        _finish(job, status=Job.Status.FAILED, error_code="too_many_attempts",
+                error_message=f"The job was started {job.attempts - 1} times without finishing.")
+        return
+    try:
+        result = _execute(job)
+    except ProviderError as exc:
+        _finish(job, status=Job.Status.FAILED, error_code=exc.code, error_message=exc.message,
+                error_details=exc.details, retry_after=exc.retry_after)
+        return
+    except SoftTimeLimitExceeded:
+        _finish(job, status=Job.Status.FAILED, error_code="job_timed_out",
+                error_message=f"The job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped.")
+        return
+    except Exception:
+        # Last resort so the job ends and its waiter wakes; the traceback is logged here
+        # (provider code never lets SDK exceptions, which can hold the API key, get this far).
+        logger.exception("job %s crashed", job.id)
+        _finish(job, status=Job.Status.FAILED, error_code="internal_error",
+                error_message="The job failed on our side.")
+        return
+    _finish(job, status=Job.Status.SUCCEEDED, result=result)
+
+
+def _execute(job: Job) -> dict[str, Any]:
+    if job.kind == Job.Kind.ENHANCEMENT:
+        from apps.prompts.services import prompt_enhance_result
+
+        return with_upstream_retries(lambda: prompt_enhance_result(**job.request))
+    raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def with_upstream_retries(call: Callable[[], Any]) -> Any:
+    """Retry retryable provider errors with exponential backoff and jitter, honouring the
+    upstream's Retry-After (capped), at most UPSTREAM_MAX_ATTEMPTS calls in all."""
+    attempts = settings.UPSTREAM_MAX_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except ProviderError as exc:
+            if not exc.retryable or attempt == attempts:
+                raise
+            backoff = settings.UPSTREAM_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+            delay = max(backoff, exc.retry_after or 0) * random.uniform(1.0, 1.25)
+            delay = min(delay, settings.UPSTREAM_RETRY_MAX_SECONDS)
+            logger.warning("upstream %s (attempt %d/%d); retrying in %.2fs", exc.code, attempt, attempts, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, **fields: Any) -> bool:
+    """Record the outcome once, then wake the waiters. The status condition makes a late
+    second delivery unable to overwrite a finished job."""
+    values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, **fields}
+    updated = Job.objects.filter(pk=job.pk, status=only_if_status).update(**values)
+    if updated:
+        signal_job_done(str(job.pk))
+    return bool(updated)
+
+
+def job_wait(*, job: Job, timeout: float) -> Job:
+    """Wait up to ``timeout`` seconds for the job to finish; return the fresh row."""
+    job.refresh_from_db()
+    if job.is_finished:
+        return job
+    # A waiting request must not hold a database connection for up to a minute.
+    connection.close()
+    wait_job_done(str(job.pk), timeout)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,195 @@
+"""Gemini through the official google-genai SDK.
+
+SDK facts this relies on (google-genai 3.4.0, see tests/GEMINI_SDK_NOTES.md):
+- HttpOptions.timeout is in milliseconds, and without one a call can hang forever;
+- retries are off by default (our task owns retries);
+- HTTP errors raise errors.ClientError/ServerError with .code/.status/.message; transport
+  failures raise httpx2 exceptions; a malformed 200 body raises a ValueError;
+- the exceptions keep the request (and so the x-goog-api-key header): we never log,
+  chain or pickle them, only copy code/status/message into a ProviderError.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+from dataclasses import dataclass
+
+import httpx2
+from django.conf import settings
+from google import genai
+from google.genai import errors, types
+from pydantic import BaseModel
+
+from apps.prompts.templates import build_gemini_instruction, resolve_template, validate_options
+from workers.providers.base import (
+    Enhancement, GeneratedImage, ProviderError, ReferenceImage,
+)
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+BLOCK_FINISH_REASONS = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
+                        "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}
+_client_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _client(api_key: str, base_url: str, timeout_ms: int) -> genai.Client:
+    # One client per process and configuration: it is thread-safe and pools connections.
+    options = types.HttpOptions(timeout=timeout_ms, base_url=base_url or None)
+    return genai.Client(api_key=api_key, http_options=options)
+
+
+def client_from_settings() -> genai.Client:
+    with _client_lock:
+        return _client(settings.GEMINI_API_KEY, settings.GEMINI_BASE_URL,
+                       int(settings.GEMINI_TIMEOUT_SECONDS * 1000))
+
+
+def _retry_after(exc: errors.APIError) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
+    """generate_content with every SDK failure mapped to a ProviderError (raised `from
+    None`, so the SDK exception and its request headers go nowhere)."""
+    try:
+        return client_from_settings().models.generate_content(**kwargs)
+    except errors.APIError as exc:
+        code, status, message = exc.code, exc.status, (exc.message or "")[:300]
+        retry_after = _retry_after(exc)
+    except httpx2.TimeoutException:
+        raise ProviderError("upstream_unavailable", "Gemini did not answer in time.", retryable=True) from None
+    except httpx2.TransportError as exc:
+        raise ProviderError(
+            "upstream_unavailable", f"Could not reach Gemini ({type(exc).__name__}).", retryable=True
+        ) from None
+    except ValueError:
+        raise ProviderError("upstream_invalid_response", "Gemini's answer was not valid JSON.") from None
+    if code in RETRYABLE_STATUS:
+        raise ProviderError(
+            "upstream_unavailable", f"Gemini answered {code} {status}: {message}", retryable=True,
+            retry_after=retry_after, details={"upstreamStatus": code},
+        )
+    raise ProviderError(
+        "upstream_rejected", f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code}
+    )
+
+
+def _block_reason(response: types.GenerateContentResponse) -> str | None:
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        return str(getattr(feedback.block_reason, "value", feedback.block_reason))
+    for candidate in response.candidates or []:
+        reason = candidate.finish_reason
+        name = str(getattr(reason, "value", reason or ""))
+        if name in BLOCK_FINISH_REASONS:
+            return name
+    return None
+
+
+class _EnhancementAnswer(BaseModel):
+    enhancedPrompt: str
+    detectedLanguage: str
+    appliedTemplate: str
+    enhancements: list[str]
+
+
+@dataclass
+class GeminiTextProvider:
+    model: str
+    name: str = "gemini"
+
+    @classmethod
+    def from_settings(cls) -> "GeminiTextProvider":
+        return cls(model=settings.GEMINI_TEXT_MODEL)
+
+    def enhance(self, *, prompt: str, template: str, options: dict) -> Enhancement:
+        options = validate_options(options)
+        applied = resolve_template(template, options).name
+        response = call_gemini(
+            model=self.model,
+            contents=prompt,
+            config=types.GenerateContentConfig(
+                system_instruction=build_gemini_instruction(applied, options),
+                response_mime_type="application/json",
+                response_schema=_EnhancementAnswer,
+            ),
+        )
+        reason = _block_reason(response)
+        if reason:
+            raise ProviderError("content_blocked", f"Gemini refused the prompt ({reason}).",
+                                details={"reason": reason})
+        answer = response.parsed
+        if not isinstance(answer, _EnhancementAnswer):
+            # parsed stays None when the JSON does not match the schema.
+            try:
+                answer = _EnhancementAnswer.model_validate(json.loads(response.text or ""))
+            except ValueError:
+                raise ProviderError(
+                    "upstream_invalid_response", "Gemini's enhancement answer did not match the requested JSON schema."
+                ) from None
+        if not answer.enhancedPrompt.strip():
+            raise ProviderError("upstream_invalid_response", "Gemini returned an empty enhanced prompt.")
+        return Enhancement(
+            enhanced_prompt=answer.enhancedPrompt.strip(),
+            detected_language=answer.detectedLanguage,
+            applied_template=applied,
+            enhancements=list(answer.enhancements),
+            model=response.model_version or self.model,
+        )
+
+
+@dataclass
+class GeminiImageProvider:
+    model: str
+    name: str = "gemini"
+
+    @classmethod
+    def from_settings(cls) -> "GeminiImageProvider":
+        return cls(model=settings.GEMINI_IMAGE_MODEL)
+
+    def generate(
+        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str
+    ) -> GeneratedImage:
+        parts: list[types.Part | str] = [
+            types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type) for ref in reference_images
+        ]
+        parts.append(prompt)
+        response = call_gemini(
+            model=self.model,
+            contents=parts,
+            config=types.GenerateContentConfig(
+                response_modalities=["IMAGE", "TEXT"],
+                image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
+            ),
+        )
+        reason = _block_reason(response)
+        if reason:
+            raise ProviderError("content_blocked", f"Gemini refused to generate this image ({reason}).",
+                                details={"reason": reason})
+        image, texts = None, []
+        for part in response.parts or []:
+            if part.thought:
+                continue  # thinking drafts are not the answer
+            if part.inline_data is not None and part.inline_data.data and image is None:
+                image = part.inline_data
+            elif part.text:
+                texts.append(part.text)
+        description = " ".join(t.strip() for t in texts).strip()
+        if image is None:
+            raise ProviderError(
+                "no_image_returned", "Gemini answered without an image.",
+                details={"modelText": description[:1000]},
+            )
+        return GeneratedImage(
+            data=bytes(image.data), mime_type=image.mime_type or "application/octet-stream",
+            description=description, model=response.model_version or self.model,
+        )
