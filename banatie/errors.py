@@ -153,6 +153,9 @@ def _flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
     if isinstance(detail, dict):
         out: list[tuple[str, str]] = []
         for key, value in detail.items():
+            if isinstance(key, int):  # ListField item errors come keyed by index
+                out += _flatten(value, f"{prefix}[{key}]")
+                continue
             name = str(key) if key != "non_field_errors" else ""
             path = f"{prefix}.{name}" if prefix and name else (prefix or name)
             out += _flatten(value, path)

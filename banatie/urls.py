@@ -24,6 +24,9 @@ urlpatterns = [
     route("api/me", keys.MeView, "me"),
     route("api/enhance", prompts.EnhanceView, "enhance"),
     route(r"api/jobs/(?P<job_id>[^/]+)", generation.JobDetailView, "job"),
+    route("api/text-to-image", generation.TextToImageView, "text-to-image"),
+    route("api/generate", generation.GenerateView, "generate"),
+    re_path(r"^api/images/(?P<key>.+)$", generation.ImageView.as_view(), name="image"),
     path("admin/", admin.site.urls),
     re_path(r"^.*$", infra.NotFoundView.as_view(), name="not-found"),
 ]

@@ -90,3 +90,22 @@ def job_error(code: str, message: str, details: dict | None, retry_after: float 
     retry_after = retry_after or getattr(cls, "default_retry_after", None)
     headers = {"Retry-After": str(max(1, int(round(retry_after))))} if retry_after else {}
     return cls(message or None, details=details or None, headers=headers)
+
+
+class ReferenceImageInvalid(ApiError):
+    status_code = 400
+    code = "reference_image_invalid"
+    error = "Reference image validation failed"
+    hint = "Send PNG, JPEG or WebP images of at most 5 MB each (at most 3 files)."
+
+
+class ReferenceImageTooLarge(ApiError):
+    status_code = 413
+    code = "payload_too_large"
+    error = "Reference image validation failed"
+    hint = "Send PNG, JPEG or WebP images of at most 5 MB each (at most 3 files)."
+
+
+class ImageNotFound(NotFound):
+    code = "image_not_found"
+    default_message = "No image at this path."

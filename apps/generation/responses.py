@@ -51,9 +51,26 @@ def job_accepted(job: Job, *, preference_applied: bool) -> Response:
 
 def result_data(job: Job, request: Request) -> dict[str, Any]:
     """What a finished job produced, as the documented response shows it."""
+    result = dict(job.result or {})
     if job.kind == Job.Kind.ENHANCEMENT:
-        return dict(job.result or {})
-    raise ValueError(f"no renderer for {job.kind!r}")
+        return result
+    key = result["storageKey"]
+    data = {
+        "filename": result["filename"],
+        "filepath": key,
+        "url": request.build_absolute_uri(f"/api/images/{key}"),
+        "description": result["description"],
+        "model": result["model"],
+        "generatedAt": result["generatedAt"],
+        "jobId": str(job.id),
+        "provider": result["provider"],
+        "width": result["width"],
+        "height": result["height"],
+        "contentType": result["contentType"],
+    }
+    if result.get("promptEnhancement"):
+        data["promptEnhancement"] = result["promptEnhancement"]
+    return data
 
 
 def sync_body(job: Job, request: Request) -> dict[str, Any]:

@@ -18,15 +18,21 @@ from typing import Any, Callable
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from apps.generation.errors import ReferenceImageInvalid, ReferenceImageTooLarge
 from apps.generation.models import Job
 from apps.generation.signals import signal_job_done, wait_job_done
+from apps.generation.storage import image_save, reference_save, storage_delete, storage_read
 from apps.keys.models import ApiKey
-from workers.providers.base import ProviderError
+from apps.prompts.services import prompt_enhance, prompt_enhance_result
+from workers.images import ALLOWED_FORMATS, EXTENSIONS, ImageInfo, ImageRejected, inspect_image
+from workers.providers import get_image_provider
+from workers.providers.base import ProviderError, ReferenceImage
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +112,110 @@ def job_run(*, job_id: str) -> None:
 
 def _execute(job: Job) -> dict[str, Any]:
     if job.kind == Job.Kind.ENHANCEMENT:
-        from apps.prompts.services import prompt_enhance_result
-
         return with_upstream_retries(lambda: prompt_enhance_result(**job.request))
+    if job.kind == Job.Kind.GENERATION:
+        try:
+            return image_generate(job=job)
+        finally:
+            # Reached only when the job is about to end (success or final error); after a
+            # worker crash the references stay for the redelivered task.
+            for ref in job.request.get("references", []):
+                storage_delete(ref["key"])
     raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def generation_create(
+    *,
+    key: ApiKey,
+    prompt: str,
+    filename: str,
+    aspect_ratio: str = "1:1",
+    auto_enhance: bool = False,
+    template: str | None = None,
+    options: dict[str, Any] | None = None,
+    files: list[UploadedFile] | None = None,
+    tags: list[str] | None = None,
+) -> Job:
+    """Validate and store reference images (by real content, before anything is queued),
+    then create the generation job. Images travel by storage key, never via the broker."""
+    references = [_reference_checked(upload) for upload in files or []]
+    if tags:
+        logger.info("generation request tags=%s", ",".join(tags))  # logged, not stored
+    stored = [
+        {"key": reference_save(project=key.project_scope, mime_type=info.mime_type, data=data),
+         "mimeType": info.mime_type, "name": name}
+        for name, data, info in references
+    ]
+    return job_create(
+        key=key, kind=Job.Kind.GENERATION,
+        request={
+            "prompt": prompt, "filename": filename, "aspect_ratio": aspect_ratio,
+            "auto_enhance": auto_enhance, "template": template, "options": options or {},
+            "references": stored,
+        },
+    )
+
+
+def _reference_checked(upload: UploadedFile) -> tuple[str, bytes, ImageInfo]:
+    name = upload.name or "file"
+    limit = settings.MAX_UPLOAD_FILE_BYTES
+    if upload.size > limit:
+        raise ReferenceImageTooLarge(
+            f"Reference image {name!r} is {upload.size} bytes; the limit is {limit} bytes (5 MB) per file.",
+            field="files", details={"file": name, "size": upload.size, "limit": limit},
+        )
+    data = upload.read()
+    try:
+        info = inspect_image(data)
+    except ImageRejected as exc:
+        raise ReferenceImageInvalid(
+            f"Reference image {name!r} was rejected: {exc.reason}. Detected type: {exc.detected}; "
+            f"allowed: PNG, JPEG, WebP.",
+            field="files",
+            details={"file": name, "detectedType": exc.detected, "allowed": sorted(ALLOWED_FORMATS.values())},
+        ) from None
+    return name, data, info
+
+
+def image_generate(*, job: Job) -> dict[str, Any]:
+    """Enhance (if asked), generate, check the bytes are a real image, store them.
+    Nothing is stored when any step fails."""
+    request = job.request
+    prompt = request["prompt"]
+    enhancement = None
+    if request.get("auto_enhance"):
+        enhancement = with_upstream_retries(
+            lambda: prompt_enhance(prompt=prompt, template=request.get("template"), options=request.get("options"))
+        )
+        prompt = enhancement["enhancedPrompt"]
+    references = [
+        ReferenceImage(data=storage_read(ref["key"]), mime_type=ref["mimeType"]) for ref in request.get("references", [])
+    ]
+    provider = get_image_provider()
+    image = with_upstream_retries(
+        lambda: provider.generate(prompt=prompt, reference_images=references, aspect_ratio=request["aspect_ratio"])
+    )
+    try:
+        info = inspect_image(image.data)
+    except ImageRejected as exc:
+        raise ProviderError(
+            "upstream_invalid_response", f"The model returned bytes that are not a usable image: {exc.reason}.",
+            details={"detectedType": exc.detected},
+        ) from None
+    storage_key = image_save(project=job.project_id, filename=request["filename"], mime_type=info.mime_type,
+                             data=image.data)
+    return {
+        "storageKey": storage_key,
+        "filename": f"{request['filename']}.{EXTENSIONS[info.mime_type]}",
+        "contentType": info.mime_type,
+        "width": info.width,
+        "height": info.height,
+        "description": image.description,
+        "model": image.model,
+        "provider": provider.name,
+        "generatedAt": timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "promptEnhancement": enhancement,
+    }
 
 
 def with_upstream_retries(call: Callable[[], Any]) -> Any:

@@ -1,14 +1,90 @@
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse, HttpResponse, HttpResponseNotModified
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.generation.responses import job_detail
+from apps.generation.errors import ImageNotFound
+from apps.generation.responses import job_detail, respond_with_job
 from apps.generation.selectors import job_get_for_key
+from apps.generation.serializers import GenerateInputSerializer, TextToImageInputSerializer
+from apps.generation.services import generation_create
+from apps.generation.storage import SERVABLE_KEY, content_type_for
+from apps.keys.throttling import KeyRateThrottle, RateLimitHeadersMixin
+from apps.prompts.serializers import options_to_python
 
 
 class JobDetailView(APIView):
     def get(self, request: Request, job_id: str) -> Response:
         job = job_get_for_key(key=request.auth, job_id=job_id)
         return Response(job_detail(job, request))
+
+
+class TextToImageView(RateLimitHeadersMixin, APIView):
+    throttle_classes = [KeyRateThrottle]
+
+    def post(self, request: Request) -> Response:
+        body = TextToImageInputSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        job = generation_create(key=request.auth, **_generation_args(body.validated_data))
+        return respond_with_job(request, job)
+
+
+class GenerateView(RateLimitHeadersMixin, APIView):
+    throttle_classes = [KeyRateThrottle]
+    parser_classes = [MultiPartParser, FormParser]
+
+    def post(self, request: Request) -> Response:
+        body = GenerateInputSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        job = generation_create(
+            key=request.auth, files=body.validated_data.get("files", []), **_generation_args(body.validated_data)
+        )
+        return respond_with_job(request, job)
+
+
+def _generation_args(data: dict[str, Any]) -> dict[str, Any]:
+    options = dict(data.get("enhancementOptions") or {})
+    return {
+        "prompt": data["prompt"],
+        "filename": data["filename"],
+        "aspect_ratio": data["aspectRatio"],
+        "auto_enhance": data["autoEnhance"],
+        "template": options.pop("template", None),
+        "options": options_to_python(options),
+        "tags": (data.get("meta") or {}).get("tags"),
+    }
+
+
+class ImageView(APIView):
+    """Public, as documented: image URLs are unguessable (128 random bits per key)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request: Request, key: str) -> HttpResponse:
+        if not SERVABLE_KEY.match(key) or not default_storage.exists(key):
+            raise ImageNotFound()
+        etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            response: HttpResponse = HttpResponseNotModified()
+        else:
+            response = FileResponse(default_storage.open(key, "rb"), content_type=content_type_for(key))
+            response["Content-Length"] = str(default_storage.size(key))
+        response["ETag"] = etag
+        # Keys are never reused for other bytes, so the content never changes.
+        response["Cache-Control"] = "public, max-age=31536000, immutable"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    # DRF would wrap the file in its renderer; answer with the raw response.
+    def finalize_response(self, request, response, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(response, (FileResponse, HttpResponseNotModified)):
+            return response
+        return super().finalize_response(request, response, *args, **kwargs)
