@@ -126,9 +126,21 @@ RATELIMIT_USE_CACHE = "default"
 
 # --- jobs ----------------------------------------------------------------------------
 SYNC_WAIT_SECONDS = env_float("SYNC_WAIT_SECONDS", 60.0, minimum=0.0, maximum=3600.0)
-JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 120, minimum=5)
-JOB_HARD_TIME_LIMIT = JOB_SOFT_TIME_LIMIT + 30
+# The job's own deadline: no upstream call starts after it, and each call's timeout is cut
+# to the time left. (Celery cannot enforce time limits on a threads pool, so we do.)
+JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 120, minimum=1, maximum=3600)
+JOB_HARD_TIME_LIMIT = env_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 30, minimum=JOB_SOFT_TIME_LIMIT + 1,
+                              maximum=7200)
+# A running job's claim; past it (worker died) the sweep or a redelivery may take the job.
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", JOB_HARD_TIME_LIMIT + 10, minimum=JOB_SOFT_TIME_LIMIT + 1,
+                            maximum=86400)
+# Deliveries of one job before it fails with too_many_attempts.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+# The sweep: every SWEEP_INTERVAL_SECONDS, re-publish jobs queued for longer than
+# SWEEP_QUEUED_AFTER_SECONDS (their message was lost) and recover expired leases.
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=1.0)
+SWEEP_QUEUED_AFTER_SECONDS = env_float("SWEEP_QUEUED_AFTER_SECONDS", 60.0, minimum=1.0)
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
@@ -145,17 +157,26 @@ CELERY_TASK_SOFT_TIME_LIMIT = JOB_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
 # Redelivery of an unacked task happens after this; it must exceed the hard limit or a
 # slow-but-alive job would be handed to a second worker.
+BROKER_VISIBILITY_TIMEOUT = env_int(
+    "BROKER_VISIBILITY_TIMEOUT", JOB_HARD_TIME_LIMIT * 2 + 60, minimum=JOB_LEASE_SECONDS + 1, maximum=86400
+)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": JOB_HARD_TIME_LIMIT * 2 + 60,
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
     "socket_timeout": REDIS_TIMEOUT_SECONDS,
     "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
 }
 # Publishing must fail fast when the broker is down, not hang the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
 CELERY_TASK_PUBLISH_RETRY = True
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-jobs": {"task": "jobs.sweep", "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": SWEEP_INTERVAL_SECONDS}},
+}
+# A running job keeps going if the broker connection drops: its outcome goes to the
+# database, and a duplicate delivery later finds the job claimed or finished.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # --- gemini --------------------------------------------------------------------------
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")

@@ -11,7 +11,8 @@ from rest_framework.response import Response
 
 from apps.generation.errors import job_error
 from apps.generation.models import Job
-from apps.generation.services import job_wait
+from apps.generation.services import job_idempotent_replay_exists, job_wait
+from apps.keys.throttling import KeyRateThrottle, RateLimitHeadersMixin
 from banatie.errors import ApiError
 
 
@@ -83,7 +84,10 @@ def sync_body(job: Job, request: Request) -> dict[str, Any]:
 def respond_with_job(request: Request, job: Job) -> Response:
     """Sync by default: wait up to SYNC_WAIT_SECONDS, then 200 with the documented body or
     the job's error. ``Prefer: respond-async``, or a wait that runs out: 202 with the job."""
-    if job.status == Job.Status.FAILED and job.error_code == "queue_unavailable":
+    replayed = getattr(job, "replayed", False)
+    if replayed:
+        request._request.idempotent_replay = True  # for the response header
+    if job.status == Job.Status.FAILED and job.error_code == "queue_unavailable" and not replayed:
         raise job_failure(job)
     if wants_async(request):
         return job_accepted(job, preference_applied=True)
@@ -117,3 +121,20 @@ def job_detail(job: Job, request: Request) -> dict[str, Any]:
             **({"retryAfter": int(err.headers["Retry-After"])} if "Retry-After" in err.headers else {}),
         }
     return body
+
+
+class JobEndpointMixin(RateLimitHeadersMixin):
+    """What every job-creating endpoint shares: the per-key limit (an idempotent replay is
+    not charged twice) and the Idempotent-Replayed header."""
+
+    throttle_classes = [KeyRateThrottle]
+
+    def counts_against_limit(self, request: Request) -> bool:
+        key = request.headers.get("Idempotency-Key")
+        return not (key and job_idempotent_replay_exists(key=request.auth, idempotency_key=key))
+
+    def finalize_response(self, request, response, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(getattr(request, "_request", request), "idempotent_replay", False):
+            response["Idempotent-Replayed"] = "true"
+        return response

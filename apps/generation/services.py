@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import F, Q
 from django.utils import timezone
@@ -25,6 +25,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from apps.generation.errors import ReferenceImageInvalid, ReferenceImageTooLarge
+from apps.generation.idempotency import Idempotency, IdempotencyKeyReused
 from apps.generation.models import Job
 from apps.generation.signals import signal_job_done, wait_job_done
 from apps.generation.storage import image_save, reference_save, storage_delete, storage_read
@@ -32,26 +33,79 @@ from apps.keys.models import ApiKey
 from apps.prompts.services import prompt_enhance, prompt_enhance_result
 from workers.images import ALLOWED_FORMATS, EXTENSIONS, ImageInfo, ImageRejected, inspect_image
 from workers.providers import get_image_provider
-from workers.providers.base import ProviderError, ReferenceImage
+from workers.providers.base import ProviderError, ReferenceImage, job_deadline, time_left
 
 logger = logging.getLogger(__name__)
 
 
-def job_create(*, key: ApiKey, kind: str, request: dict[str, Any]) -> Job:
-    """Save a queued job and publish its task once the row is committed."""
-    with transaction.atomic():
-        job = Job.objects.create(api_key=key, project_id=key.project_scope, kind=kind, request=request)
-        transaction.on_commit(lambda: job_enqueue(job=job))
+def job_create(
+    *, key: ApiKey, kind: str, request: dict[str, Any], idempotency: Idempotency | None = None
+) -> Job:
+    """Save a queued job and publish its task once the row is committed.
+
+    With ``idempotency``: the same key from the same API key within IDEMPOTENCY_TTL_HOURS
+    returns the original job (``job.replayed`` is True) instead of creating one; the same
+    key with another body raises IdempotencyKeyReused. Concurrent duplicates collide on
+    a unique constraint, so exactly one job is created."""
+    if idempotency is not None:
+        existing = job_find_idempotent(key=key, idempotency=idempotency)
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                api_key=key, project_id=key.project_scope, kind=kind, request=request,
+                enqueued_at=timezone.now(),
+                idempotency_key=idempotency.key if idempotency else None,
+                request_hash=idempotency.fingerprint if idempotency else "",
+            )
+            transaction.on_commit(lambda: job_enqueue(job=job))
+    except IntegrityError:
+        if idempotency is None:
+            raise
+        existing = job_find_idempotent(key=key, idempotency=idempotency)
+        if existing is None:
+            raise
+        return existing
+    job.replayed = False
     return job
+
+
+def job_find_idempotent(*, key: ApiKey, idempotency: Idempotency) -> Job | None:
+    """The live job this Idempotency-Key already names, if any. An expired key is freed."""
+    job = Job.objects.filter(api_key=key, idempotency_key=idempotency.key).first()
+    if job is None:
+        return None
+    if job.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS):
+        Job.objects.filter(pk=job.pk).update(idempotency_key=None)
+        return None
+    if job.request_hash != idempotency.fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {idempotency.key!r} was first used at {job.created_at:%Y-%m-%dT%H:%M:%SZ} "
+            f"for a different request (job {job.id}).",
+            details={"jobId": str(job.id)},
+        )
+    job.replayed = True
+    return job
+
+
+def job_idempotent_replay_exists(*, key: ApiKey, idempotency_key: str) -> bool:
+    cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
+    return Job.objects.filter(api_key=key, idempotency_key=idempotency_key, created_at__gte=cutoff).exists()
+
+
+def _publish(job_id: str) -> None:
+    from workers.tasks import run_job
+
+    run_job.apply_async((job_id,), task_id=job_id)
 
 
 def job_enqueue(*, job: Job) -> None:
     """Publish the job's task (task id = job id). If the broker cannot be reached within a
-    few seconds, the job is failed with queue_unavailable so nothing waits on it."""
-    from workers.tasks import run_job
-
+    few seconds, the job is failed with queue_unavailable so nothing waits on it and the
+    client gets a 503 it can retry."""
     try:
-        run_job.apply_async((str(job.id),), task_id=str(job.id))
+        _publish(str(job.id))
     except (KombuOperationalError, RedisError, OSError) as exc:
         logger.error("enqueue of job %s failed: %s", job.id, type(exc).__name__)
         _finish(job, status=Job.Status.FAILED, error_code="queue_unavailable",
@@ -59,8 +113,45 @@ def job_enqueue(*, job: Job) -> None:
                 retry_after=5, only_if_status=Job.Status.QUEUED)
 
 
-def lease_seconds() -> int:
-    return settings.JOB_HARD_TIME_LIMIT + 30
+def job_sweep() -> dict[str, int]:
+    """Recover jobs whose message or worker was lost. Safe to run concurrently and
+    repeatedly: each re-publish is preceded by a conditional update that only one sweep
+    can win, so nothing is published twice by two sweeps.
+
+    - queued for longer than SWEEP_QUEUED_AFTER_SECONDS → published again (same task id);
+    - running with an expired lease → back to queued and published, or failed with
+      too_many_attempts once JOB_MAX_ATTEMPTS deliveries were used up.
+    """
+    now = timezone.now()
+    counts = {"republished": 0, "recovered": 0, "failed": 0}
+    stale = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_SECONDS)
+    for job in Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]:
+        won = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now)
+        if won and _try_publish(job):
+            counts["republished"] += 1
+    for job in Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now)[:500]:
+        same_lease = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, lease_expires_at=job.lease_expires_at)
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            if same_lease.update(status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
+                                 error_code="too_many_attempts",
+                                 error_message=f"The job was started {job.attempts} times without finishing."):
+                signal_job_done(str(job.pk))
+                counts["failed"] += 1
+        elif same_lease.update(status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
+            if _try_publish(job):
+                counts["recovered"] += 1
+    if any(counts.values()):
+        logger.warning("sweep: %s", counts)
+    return counts
+
+
+def _try_publish(job: Job) -> bool:
+    try:
+        _publish(str(job.id))
+        return True
+    except (KombuOperationalError, RedisError, OSError) as exc:
+        logger.warning("sweep could not publish job %s: %s", job.id, type(exc).__name__)
+        return False  # still queued: the next sweep tries again
 
 
 def job_claim(*, job_id: str) -> Job | None:
@@ -72,7 +163,7 @@ def job_claim(*, job_id: str) -> Job | None:
         .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
         .update(
             status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         )
     )
     if not claimed:
@@ -91,7 +182,8 @@ def job_run(*, job_id: str) -> None:
                 error_message=f"The job was started {job.attempts - 1} times without finishing.")
         return
     try:
-        result = _execute(job)
+        with job_deadline(settings.JOB_SOFT_TIME_LIMIT):
+            result = _execute(job)
     except ProviderError as exc:
         _finish(job, status=Job.Status.FAILED, error_code=exc.code, error_message=exc.message,
                 error_details=exc.details, retry_after=exc.retry_after)
@@ -135,9 +227,15 @@ def generation_create(
     options: dict[str, Any] | None = None,
     files: list[UploadedFile] | None = None,
     tags: list[str] | None = None,
+    idempotency: Idempotency | None = None,
 ) -> Job:
     """Validate and store reference images (by real content, before anything is queued),
-    then create the generation job. Images travel by storage key, never via the broker."""
+    then create the generation job. Images travel by storage key, never via the broker.
+    An idempotent replay returns the original job and stores nothing."""
+    if idempotency is not None:
+        existing = job_find_idempotent(key=key, idempotency=idempotency)
+        if existing is not None:
+            return existing
     references = [_reference_checked(upload) for upload in files or []]
     if tags:
         logger.info("generation request tags=%s", ",".join(tags))  # logged, not stored
@@ -146,14 +244,18 @@ def generation_create(
          "mimeType": info.mime_type, "name": name}
         for name, data, info in references
     ]
-    return job_create(
-        key=key, kind=Job.Kind.GENERATION,
+    job = job_create(
+        key=key, kind=Job.Kind.GENERATION, idempotency=idempotency,
         request={
             "prompt": prompt, "filename": filename, "aspect_ratio": aspect_ratio,
             "auto_enhance": auto_enhance, "template": template, "options": options or {},
             "references": stored,
         },
     )
+    if job.replayed:  # lost a race with a concurrent duplicate: its job has its own copies
+        for ref in stored:
+            storage_delete(ref["key"])
+    return job
 
 
 def _reference_checked(upload: UploadedFile) -> tuple[str, bytes, ImageInfo]:
@@ -231,6 +333,9 @@ def with_upstream_retries(call: Callable[[], Any]) -> Any:
             backoff = settings.UPSTREAM_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
             delay = max(backoff, exc.retry_after or 0) * random.uniform(1.0, 1.25)
             delay = min(delay, settings.UPSTREAM_RETRY_MAX_SECONDS)
+            left = time_left()
+            if left is not None and left <= delay:
+                raise  # no time for another attempt: report the upstream error as it is
             logger.warning("upstream %s (attempt %d/%d); retrying in %.2fs", exc.code, attempt, attempts, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")

@@ -11,12 +11,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.generation.errors import ImageNotFound
-from apps.generation.responses import job_detail, respond_with_job
+from apps.generation.idempotency import idempotency_from
+from apps.generation.responses import JobEndpointMixin, job_detail, respond_with_job
 from apps.generation.selectors import job_get_for_key
 from apps.generation.serializers import GenerateInputSerializer, TextToImageInputSerializer
 from apps.generation.services import generation_create
 from apps.generation.storage import SERVABLE_KEY, content_type_for
-from apps.keys.throttling import KeyRateThrottle, RateLimitHeadersMixin
 from apps.prompts.serializers import options_to_python
 
 
@@ -26,25 +26,25 @@ class JobDetailView(APIView):
         return Response(job_detail(job, request))
 
 
-class TextToImageView(RateLimitHeadersMixin, APIView):
-    throttle_classes = [KeyRateThrottle]
-
+class TextToImageView(JobEndpointMixin, APIView):
     def post(self, request: Request) -> Response:
         body = TextToImageInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        job = generation_create(key=request.auth, **_generation_args(body.validated_data))
+        job = generation_create(
+            key=request.auth, idempotency=idempotency_from(request), **_generation_args(body.validated_data)
+        )
         return respond_with_job(request, job)
 
 
-class GenerateView(RateLimitHeadersMixin, APIView):
-    throttle_classes = [KeyRateThrottle]
+class GenerateView(JobEndpointMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
 
     def post(self, request: Request) -> Response:
         body = GenerateInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         job = generation_create(
-            key=request.auth, files=body.validated_data.get("files", []), **_generation_args(body.validated_data)
+            key=request.auth, files=body.validated_data.get("files", []), idempotency=idempotency_from(request),
+            **_generation_args(body.validated_data),
         )
         return respond_with_job(request, job)
 

@@ -74,7 +74,9 @@ class KeyRateThrottle(BaseThrottle):
     """Counts the request against its key; over budget → 429 with Retry-After."""
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        state = rate_state(request, increment=True)
+        # A view may exempt a request (an idempotent replay was already paid for).
+        counts = getattr(view, "counts_against_limit", None)
+        state = rate_state(request, increment=counts(request) if counts else True)
         request._request.rate_state = state  # for the response headers
         if state.exceeded:
             wait = max(1, state.seconds_left)

@@ -7,15 +7,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.generation.models import Job
-from apps.generation.responses import respond_with_job
+from apps.generation.idempotency import idempotency_from
+from apps.generation.responses import JobEndpointMixin, respond_with_job
 from apps.generation.services import job_create
-from apps.keys.throttling import KeyRateThrottle, RateLimitHeadersMixin
 from apps.prompts.serializers import EnhanceInputSerializer, options_to_python
 
 
-class EnhanceView(RateLimitHeadersMixin, APIView):
-    throttle_classes = [KeyRateThrottle]
-
+class EnhanceView(JobEndpointMixin, APIView):
     def post(self, request: Request) -> Response:
         body = EnhanceInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
@@ -23,6 +21,7 @@ class EnhanceView(RateLimitHeadersMixin, APIView):
         job = job_create(
             key=request.auth, kind=Job.Kind.ENHANCEMENT,
             request={"prompt": data["prompt"], "options": options_to_python(data.get("options", {}))},
+            idempotency=idempotency_from(request),
         )
         return respond_with_job(request, job)
 

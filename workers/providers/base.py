@@ -5,8 +5,31 @@ that calls them turns a ``ProviderError`` into the job's final (or retried) erro
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# The running job's deadline (monotonic seconds), set by the job runner for its thread.
+_deadline: ContextVar[float | None] = ContextVar("job_deadline", default=None)
+
+
+@contextmanager
+def job_deadline(seconds: float) -> Iterator[None]:
+    """Bound every provider call made inside the block to ``seconds`` in all."""
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds until the job's deadline, or None outside a job."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 @dataclass(frozen=True)

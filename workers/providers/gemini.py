@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from apps.prompts.templates import build_gemini_instruction, resolve_template, validate_options
 from workers.providers.base import (
-    Enhancement, GeneratedImage, ProviderError, ReferenceImage,
+    Enhancement, GeneratedImage, ProviderError, ReferenceImage, time_left,
 )
 
 logger = logging.getLogger(__name__)
@@ -60,12 +60,27 @@ def _retry_after(exc: errors.APIError) -> float | None:
 def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
     """generate_content with every SDK failure mapped to a ProviderError (raised `from
     None`, so the SDK exception and its request headers go nowhere)."""
+    timeout = settings.GEMINI_TIMEOUT_SECONDS
+    left = time_left()
+    cut_by_deadline = left is not None and left < timeout
+    if left is not None:
+        if left <= 0.05:
+            raise ProviderError("job_timed_out", "The job's time limit was reached before Gemini answered.")
+        timeout = min(timeout, left)
+    config = kwargs.get("config")
+    if isinstance(config, types.GenerateContentConfig):
+        # Per call, so a hanging upstream cannot outlive the job's deadline.
+        config.http_options = types.HttpOptions(timeout=max(1, int(timeout * 1000)))
     try:
         return client_from_settings().models.generate_content(**kwargs)
     except errors.APIError as exc:
         code, status, message = exc.code, exc.status, (exc.message or "")[:300]
         retry_after = _retry_after(exc)
     except httpx2.TimeoutException:
+        if cut_by_deadline:
+            raise ProviderError(
+                "job_timed_out", f"Gemini did not answer within the job's time limit ({settings.JOB_SOFT_TIME_LIMIT} s)."
+            ) from None
         raise ProviderError("upstream_unavailable", "Gemini did not answer in time.", retryable=True) from None
     except httpx2.TransportError as exc:
         raise ProviderError(

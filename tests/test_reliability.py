@@ -1,0 +1,341 @@
+"""Nothing lost: duplicate deliveries, dead workers, lost enqueues, Redis restarts,
+upstream faults, idempotency keys, graceful shutdown. Each fault is really injected."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import requests
+from django.utils import timezone
+
+from apps.generation.models import Job
+from apps.generation.services import job_run, job_sweep
+from tests.conftest import GEMINI_TEST_KEY, auth, poll_job
+from tests.gemini_emulator import Reply
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def files_in(media) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for p in media.rglob("*") if p.is_file()) if media.exists() else 0
+
+
+def t2i(api, key, **extra):  # type: ignore[no-untyped-def]
+    return api.post("/api/text-to-image", {"prompt": "a lighthouse at dusk", "filename": "light", "autoEnhance": False},
+                    format="json", **auth(key), **extra)
+
+
+# --- idempotent tasks ------------------------------------------------------------------
+
+def test_second_delivery_of_a_finished_job_does_nothing(api, worker, tenants, gemini, media):
+    r = t2i(api, tenants.a)
+    assert r.status_code == 200
+    job_id = r.json()["data"]["jobId"]
+    job_run(job_id=job_id)  # a duplicate delivery, after the fact
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "succeeded" and job.attempts == 1
+    assert len(gemini.requests) == 1 and files_in(media) == 1
+
+
+def test_concurrent_deliveries_make_one_upstream_call(tenants, gemini, media, transactional_db):
+    from apps.generation.services import generation_create
+
+    gemini.latency = 0.5
+    job = Job.objects.create(api_key=tenants.a_key, project_id="project-a", kind="generation",
+                             request={"prompt": "p", "filename": "f", "aspect_ratio": "1:1", "references": []})
+    threads = [threading.Thread(target=job_run, kwargs={"job_id": str(job.id)}) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 1
+    assert len(gemini.requests) == 1 and files_in(media) == 1
+    assert generation_create  # the service under test stores through the same path
+
+
+# --- sweep -----------------------------------------------------------------------------
+
+def _queued_job(tenants, minutes_ago: float = 5) -> Job:  # type: ignore[no-untyped-def]
+    past = timezone.now() - timedelta(minutes=minutes_ago)
+    return Job.objects.create(api_key=tenants.a_key, project_id="project-a", kind="enhancement",
+                              request={"prompt": "lost message", "options": {}}, enqueued_at=past, created_at=past)
+
+
+def test_sweep_republishes_a_job_whose_message_was_lost(api, worker, tenants, gemini):
+    job = _queued_job(tenants)  # row committed, task never published
+    counts = job_sweep()
+    assert counts["republished"] == 1
+    done = poll_job(api, tenants.a, str(job.id))
+    assert done["status"] == "succeeded" and len(gemini.requests) == 1
+
+
+def test_concurrent_sweeps_publish_once(api, worker, tenants, gemini):
+    job = _queued_job(tenants)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: job_sweep(), range(4)))
+    assert sum(r["republished"] for r in results) == 1
+    assert job_sweep()["republished"] == 0  # and again: nothing is stale any more
+    poll_job(api, tenants.a, str(job.id))
+    assert len(gemini.requests) == 1
+
+
+def test_sweep_recovers_an_expired_lease(api, worker, tenants, gemini):
+    job = _queued_job(tenants)
+    Job.objects.filter(pk=job.pk).update(status="running", attempts=1,
+                                         lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert job_sweep()["recovered"] == 1
+    done = poll_job(api, tenants.a, str(job.id))
+    assert done["status"] == "succeeded" and done["attempts"] == 2
+
+
+def test_too_many_attempts_fails_instead_of_looping(api, worker, tenants, settings):
+    settings.JOB_MAX_ATTEMPTS = 3
+    job = _queued_job(tenants)
+    Job.objects.filter(pk=job.pk).update(status="running", attempts=3,
+                                         lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert job_sweep()["failed"] == 1
+    body = api.get(f"/api/jobs/{job.id}", **auth(tenants.a)).json()
+    assert body["status"] == "failed" and body["error"]["code"] == "too_many_attempts"
+    # a late redelivery of the same task does not revive it
+    job_run(job_id=str(job.id))
+    assert Job.objects.get(pk=job.pk).status == "failed"
+
+
+def test_redelivery_beyond_max_attempts_fails(api, worker, tenants, settings, gemini):
+    settings.JOB_MAX_ATTEMPTS = 2
+    job = _queued_job(tenants)
+    Job.objects.filter(pk=job.pk).update(attempts=2)
+    job_run(job_id=str(job.id))
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error_code == "too_many_attempts" and len(gemini.requests) == 0
+
+
+# --- enqueue lost ----------------------------------------------------------------------
+
+@pytest.fixture
+def dead_broker(monkeypatch):  # type: ignore[no-untyped-def]
+    from banatie.celery import app
+
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+    yield
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_broker_unreachable_at_enqueue_is_a_fast_503(api, tenants, dead_broker, transactional_db):
+    started = time.monotonic()
+    r = t2i(api, tenants.a)
+    elapsed = time.monotonic() - started
+    assert r.status_code == 503, r.json()
+    assert r.json()["code"] == "queue_unavailable" and int(r["Retry-After"]) >= 1
+    assert elapsed < 8, elapsed
+    job = Job.objects.get()
+    assert job.status == "failed" and job.error_code == "queue_unavailable"
+
+
+# --- upstream faults -------------------------------------------------------------------
+
+def test_hang_longer_than_the_job_time_limit_frees_the_worker(api, worker, tenants, gemini, settings):
+    settings.JOB_SOFT_TIME_LIMIT = 1
+    gemini.enqueue(Reply.delay(6))
+    started = time.monotonic()
+    r = t2i(api, tenants.a)
+    assert r.status_code == 504 and r.json()["code"] == "job_timed_out", r.json()
+    assert time.monotonic() - started < 4
+    assert t2i(api, tenants.a).status_code == 200  # the next job runs normally
+
+
+def test_retry_after_from_upstream_is_honoured(api, worker, tenants, gemini, settings):
+    settings.UPSTREAM_RETRY_MAX_SECONDS = 5
+    gemini.enqueue(Reply.error(429, retry_after=1))
+    started = time.monotonic()
+    assert t2i(api, tenants.a).status_code == 200
+    assert time.monotonic() - started >= 1.0
+    assert len(gemini.requests) == 2
+
+
+# --- Idempotency-Key -------------------------------------------------------------------
+
+def test_idempotent_replay_returns_the_same_job_without_charging(api, worker, tenants, gemini, settings):
+    settings.BANATIE_RATE_LIMIT = "10/h"
+    first = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="order-42")
+    second = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["data"]["jobId"] == second.json()["data"]["jobId"]
+    assert first.json()["data"]["filepath"] == second.json()["data"]["filepath"]
+    assert second["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    assert first["X-RateLimit-Remaining"] == second["X-RateLimit-Remaining"] == "9"
+    assert len(gemini.requests) == 1 and Job.objects.count() == 1
+
+
+def test_idempotency_key_is_per_api_key(api, worker, tenants):
+    a = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="same", HTTP_PREFER="respond-async")
+    b = t2i(api, tenants.b, HTTP_IDEMPOTENCY_KEY="same", HTTP_PREFER="respond-async")
+    assert a.json()["jobId"] != b.json()["jobId"]
+
+
+def test_idempotency_key_with_another_body_is_422(api, worker, tenants):
+    t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="k1", HTTP_PREFER="respond-async")
+    r = api.post("/api/text-to-image", {"prompt": "something else", "filename": "light"}, format="json",
+                 **auth(tenants.a), HTTP_IDEMPOTENCY_KEY="k1")
+    assert r.status_code == 422 and r.json()["code"] == "idempotency_key_reused"
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_key_expires_after_ttl(api, worker, tenants):
+    first = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="old", HTTP_PREFER="respond-async").json()["jobId"]
+    Job.objects.filter(pk=first).update(created_at=timezone.now() - timedelta(hours=25))
+    second = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="old", HTTP_PREFER="respond-async").json()["jobId"]
+    assert first != second
+
+
+def test_invalid_idempotency_key_is_400(api, tenants, db):
+    r = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="x" * 300)
+    assert r.status_code == 400 and r.json()["code"] == "idempotency_key_invalid"
+
+
+def test_idempotency_on_enhance_and_generate(api, worker, tenants, gemini):
+    body = {"prompt": "a cat"}
+    one = api.post("/api/enhance", body, format="json", **auth(tenants.a), HTTP_IDEMPOTENCY_KEY="e1")
+    two = api.post("/api/enhance", body, format="json", **auth(tenants.a), HTTP_IDEMPOTENCY_KEY="e1")
+    assert one.json()["jobId"] == two.json()["jobId"]
+    form = {"prompt": "a dog", "filename": "dog"}
+    g1 = api.post("/api/generate", form, format="multipart", **auth(tenants.a), HTTP_IDEMPOTENCY_KEY="g1")
+    g2 = api.post("/api/generate", form, format="multipart", **auth(tenants.a), HTTP_IDEMPOTENCY_KEY="g1")
+    assert g1.json()["data"]["jobId"] == g2.json()["data"]["jobId"]
+    assert len(gemini.requests) == 2
+
+
+def test_concurrent_duplicates_create_one_job(worker, live_server, tenants, gemini):
+    gemini.latency = 0.5
+    url = f"{live_server.url}/api/text-to-image"
+    body = {"prompt": "a lighthouse at dusk", "filename": "light", "autoEnhance": False}
+
+    def one(_: int) -> tuple[int, str]:
+        r = requests.post(url, json=body, headers={"X-API-Key": tenants.a, "Idempotency-Key": "dup"}, timeout=30)
+        return r.status_code, r.json()["data"]["jobId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    assert {code for code, _ in results} == {200}
+    assert len({job_id for _, job_id in results}) == 1
+    assert Job.objects.count() == 1 and len(gemini.requests) == 1
+
+
+# --- processes: the stack as `make run` starts it ---------------------------------------
+
+@pytest.fixture
+def stack(transactional_db, emulator, tmp_path, tenants):  # type: ignore[no-untyped-def]
+    from tests.stack import Stack
+
+    emulator.reset()
+    emulator.latency = 0.0
+    s = Stack(workdir=tmp_path, env={
+        "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url,
+        "JOB_SOFT_TIME_LIMIT": "6", "JOB_HARD_TIME_LIMIT": "7", "JOB_LEASE_SECONDS": "8",
+        "BROKER_VISIBILITY_TIMEOUT": "10", "SWEEP_INTERVAL_SECONDS": "1", "SWEEP_QUEUED_AFTER_SECONDS": "2",
+        "SYNC_WAIT_SECONDS": "20", "UPSTREAM_RETRY_BASE_SECONDS": "0.05",
+    })
+    s.start()
+    yield s
+    s.stop()
+    emulator.reset()
+    emulator.latency = 0.0
+
+
+def _post(stack, key, prefer_async=False, timeout=40):  # type: ignore[no-untyped-def]
+    headers = {"X-API-Key": key, **({"Prefer": "respond-async"} if prefer_async else {})}
+    return requests.post(f"{stack.url}/api/text-to-image", json={"prompt": "a lighthouse", "filename": "light",
+                                                                 "autoEnhance": False},
+                         headers=headers, timeout=timeout)
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _job_done(stack, key, job_id, timeout=40) -> dict:  # type: ignore[no-untyped-def]
+    body: dict = {}
+
+    def finished() -> bool:
+        nonlocal body
+        body = requests.get(f"{stack.url}/api/jobs/{job_id}", headers={"X-API-Key": key}, timeout=5).json()
+        return body["status"] in ("succeeded", "failed")
+
+    _wait_for(finished, timeout, f"job {job_id}")
+    return body
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_job_is_redelivered_and_completes(stack, tenants, emulator):
+    emulator.enqueue(Reply.delay(4))
+    job_id = _post(stack, tenants.a, prefer_async=True).json()["jobId"]
+    _wait_for(lambda: len(emulator.requests) == 1, 10, "the upstream call")
+    stack.signal("worker", signal.SIGKILL)
+    stack.wait_exit("worker")
+    stack.start_worker()
+    body = _job_done(stack, tenants.a, job_id)
+    assert body["status"] == "succeeded", body
+    assert body["attempts"] == 2 and len(emulator.requests) == 2
+    assert sum(1 for p in (stack.workdir / "media").rglob("*") if p.is_file()) == 1
+
+
+@pytest.mark.slow
+def test_redis_restart_turns_waiting_requests_into_202_and_queued_jobs_still_finish(stack, tenants, emulator):
+    emulator.latency = 3
+    results: dict = {}
+
+    def waiting_client() -> None:
+        results["r"] = _post(stack, tenants.a)
+
+    t = threading.Thread(target=waiting_client)
+    t.start()
+    _wait_for(lambda: len(emulator.requests) == 1, 10, "the first job to run")
+    # A second job queued behind a stopped worker: its message lives only in Redis.
+    stack.signal("worker", signal.SIGTERM)
+    queued = _post(stack, tenants.a, prefer_async=True)
+    port = stack.redis.port
+    stack.redis.stop()
+    t.join(15)
+    assert results["r"].status_code == 202, results["r"].text  # not a hang, not a 500
+    first_job = results["r"].json()["jobId"]
+    stack.wait_exit("worker")
+    from workers.runner import EmbeddedRedis
+
+    stack.redis = EmbeddedRedis(port=port, workdir=stack.workdir).start()  # an empty Redis
+    emulator.latency = 0
+    stack.start_worker()
+    assert _job_done(stack, tenants.a, first_job)["status"] == "succeeded"
+    assert _job_done(stack, tenants.a, queued.json()["jobId"])["status"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_sigterm_lets_running_jobs_and_waiting_requests_finish(stack, tenants, emulator):
+    emulator.latency = 2
+    results: dict = {}
+    t = threading.Thread(target=lambda: results.setdefault("r", _post(stack, tenants.a)))
+    t.start()
+    _wait_for(lambda: len(emulator.requests) == 1, 10, "the job to start")
+    stack.signal("worker", signal.SIGTERM)
+    stack.signal("web", signal.SIGTERM)
+    t.join(30)
+    assert results["r"].status_code == 200, results["r"].text
+    assert stack.wait_exit("worker") == 0 and stack.wait_exit("web") == 0
+    job = Job.objects.get()
+    assert job.status == "succeeded" and job.attempts == 1
