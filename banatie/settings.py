@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.keys",
     "apps.generation",
     "apps.prompts",
@@ -50,6 +52,8 @@ MIDDLEWARE = [
     "banatie.middleware.BodySizeLimitMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves Swagger UI's files and the admin's from the app itself: nothing from the internet.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -194,6 +198,8 @@ STORAGES = {
 }
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+WHITENOISE_USE_FINDERS = True  # no collectstatic step needed
+WHITENOISE_AUTOREFRESH = False
 MAX_UPLOAD_FILE_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_FILES = 3
 # Whole request body limit: three 5 MB files plus form fields.
@@ -228,6 +234,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "banatie.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "UNAUTHENTICATED_TOKEN": None,
 }
@@ -257,3 +264,27 @@ LOGGING = {
 UPSTREAM_MAX_ATTEMPTS = env_int("UPSTREAM_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
 UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 1.0, minimum=0.0)
 UPSTREAM_RETRY_MAX_SECONDS = env_float("UPSTREAM_RETRY_MAX_SECONDS", 15.0, minimum=0.0)
+
+# --- OpenAPI ---------------------------------------------------------------------------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Banatie API",
+    "DESCRIPTION": "Image generation with Gemini behind project-scoped API keys. Errors: docs/errors.md.",
+    "VERSION": VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "banatie.openapi.add_common_headers",
+    ],
+    "PREPROCESSING_HOOKS": ["banatie.openapi.only_api_routes"],
+    "ENUM_NAME_OVERRIDES": {
+        "ImageAspectRatioEnum": "apps.prompts.templates.IMAGE_ASPECT_RATIOS",
+        "EnhanceAspectRatioEnum": "apps.prompts.templates.ENHANCE_ASPECT_RATIOS",
+        "TemplateEnum": "apps.prompts.templates.TEMPLATES",
+        "JobStatusEnum": "apps.generation.models.Job.Status",
+    },
+}

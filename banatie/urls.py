@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from apps.generation import views as generation
 from apps.keys import views as keys
@@ -20,13 +21,15 @@ urlpatterns = [
     route("api/info", infra.InfoView, "info"),
     route("api/bootstrap/initial-key", keys.BootstrapView, "bootstrap"),
     route("api/admin/keys", keys.KeyListCreateView, "keys"),
-    route(r"api/admin/keys/(?P<key_id>[^/]+)", keys.KeyRevokeView, "key-revoke"),
+    route(r"api/admin/keys/(?P<keyId>[^/]+)", keys.KeyRevokeView, "key-revoke"),
     route("api/me", keys.MeView, "me"),
     route("api/enhance", prompts.EnhanceView, "enhance"),
-    route(r"api/jobs/(?P<job_id>[^/]+)", generation.JobDetailView, "job"),
+    route(r"api/jobs/(?P<jobId>[^/]+)", generation.JobDetailView, "job"),
     route("api/text-to-image", generation.TextToImageView, "text-to-image"),
     route("api/generate", generation.GenerateView, "generate"),
-    re_path(r"^api/images/(?P<key>.+)$", generation.ImageView.as_view(), name="image"),
+    re_path(r"^api/images/(?P<path>.+)$", generation.ImageView.as_view(), name="image"),
+    re_path(r"^api/schema/?$", SpectacularJSONAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
     re_path(r"^.*$", infra.NotFoundView.as_view(), name="not-found"),
 ]

@@ -5,6 +5,8 @@ import time
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -30,6 +32,8 @@ ENDPOINTS = {
     "POST /api/enhance": "Enhance and optimize prompts for better image generation",
     "GET /api/jobs/{jobId}": "Status and result of a job",
     "GET /api/images/{path}": "Serve a generated image",
+    "GET /api/schema/": "OpenAPI 3 schema (JSON)",
+    "GET /api/docs/": "Interactive API docs (Swagger UI)",
 }
 
 
@@ -38,7 +42,23 @@ class PublicView(APIView):
     permission_classes: list = []
 
 
+_CHECKS = serializers.DictField(child=serializers.DictField(), help_text="database, redis, worker, provider")
+HEALTH = inline_serializer("Health", {
+    "status": serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"]),
+    "timestamp": serializers.DateTimeField(), "uptime": serializers.FloatField(),
+    "environment": serializers.CharField(), "version": serializers.CharField(),
+    "provider": serializers.ChoiceField(choices=["gemini", "offline"]), "checks": _CHECKS,
+})
+INFO = inline_serializer("Info", {
+    "name": serializers.CharField(), "version": serializers.CharField(), "description": serializers.CharField(),
+    "provider": serializers.CharField(), "endpoints": serializers.DictField(child=serializers.CharField()),
+    "limits": serializers.DictField(), "schema": serializers.CharField(), "docs": serializers.CharField(),
+})
+
+
 class HealthView(PublicView):
+    @extend_schema(operation_id="health", tags=["service"], auth=[], summary="Health of the service and its parts",
+                   responses={200: HEALTH, 503: HEALTH})
     def get(self, request: Request) -> Response:
         checks = {"database": check_database(), "redis": check_redis()}
         checks["worker"] = check_worker() if checks["redis"]["status"] == "up" else {"status": "unknown"}
@@ -64,6 +84,8 @@ class HealthView(PublicView):
 
 
 class InfoView(PublicView):
+    @extend_schema(operation_id="info", tags=["service"], auth=[], summary="API information and limits",
+                   responses={200: INFO})
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -78,6 +100,8 @@ class InfoView(PublicView):
                     "supportedFormats": ["PNG", "JPEG", "JPG", "WebP"],
                     "rateLimit": settings.BANATIE_RATE_LIMIT,
                 },
+                "schema": "/api/schema/",
+                "docs": "/api/docs/",
             }
         )
 

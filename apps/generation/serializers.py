@@ -4,9 +4,11 @@ import json
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.prompts.serializers import EnhancementOptionsSerializer, prompt_field
+from apps.generation.models import Job
+from apps.prompts.serializers import EnhancementOptionsSerializer, PromptEnhancementOutputSerializer, prompt_field
 from apps.prompts.templates import IMAGE_ASPECT_RATIOS
 from banatie.serializers import (
     StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
@@ -40,6 +42,7 @@ class TextToImageInputSerializer(StrictSerializer):
     meta = MetaSerializer(required=False)
 
 
+@extend_schema_field({"type": "string", "description": "A JSON object as text, e.g. {\"template\": \"comic\"}."})
 class JsonObjectField(serializers.Field):
     """A multipart form field holding a JSON object, validated by ``serializer``."""
 
@@ -81,3 +84,60 @@ class GenerateInputSerializer(StrictSerializer):
                 f"At most {settings.MAX_UPLOAD_FILES} reference images are accepted; {len(files)} were sent."
             )
         return files
+
+
+# --- response shapes -------------------------------------------------------------------
+
+class GenerationDataOutputSerializer(serializers.Serializer):
+    filename = serializers.CharField(help_text="The name you asked for, with the image's extension.")
+    filepath = serializers.CharField(help_text="The storage key: <project>/<yyyy>/<mm>/<random>-<filename>.<ext>.")
+    url = serializers.URLField(help_text="Absolute URL of the image (GET /api/images/<filepath>).")
+    description = serializers.CharField(allow_blank=True, help_text="The model's text about the image.")
+    model = serializers.CharField()
+    generatedAt = serializers.DateTimeField()
+    jobId = serializers.UUIDField()
+    provider = serializers.ChoiceField(choices=["gemini", "offline"])
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    contentType = serializers.ChoiceField(choices=["image/png", "image/jpeg", "image/webp"])
+    promptEnhancement = PromptEnhancementOutputSerializer(required=False, help_text="Present when autoEnhance ran.")
+
+
+class GenerationOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    data = GenerationDataOutputSerializer()
+
+
+class JobAcceptedOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    jobId = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Job.Status.values)
+    statusUrl = serializers.CharField()
+
+
+class JobErrorOutputSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    status = serializers.IntegerField(help_text="The HTTP status the synchronous call answered with.")
+    error = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(required=False)
+    retryAfter = serializers.IntegerField(required=False)
+
+
+class JobDetailOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    jobId = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=Job.Kind.values)
+    status = serializers.ChoiceField(choices=Job.Status.values)
+    attempts = serializers.IntegerField()
+    createdAt = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    finishedAt = serializers.DateTimeField(allow_null=True)
+    statusUrl = serializers.CharField()
+    data = serializers.DictField(
+        required=False, help_text="When succeeded: the `data` of /api/text-to-image and /api/generate, or the "
+                                  "/api/enhance result."
+    )
+    error = JobErrorOutputSerializer(required=False)

@@ -5,6 +5,8 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,19 +16,35 @@ from apps.generation.errors import ImageNotFound
 from apps.generation.idempotency import idempotency_from
 from apps.generation.responses import JobEndpointMixin, job_detail, respond_with_job
 from apps.generation.selectors import job_get_for_key
-from apps.generation.serializers import GenerateInputSerializer, TextToImageInputSerializer
+from apps.generation.serializers import (
+    GenerateInputSerializer, GenerationOutputSerializer, JobAcceptedOutputSerializer, JobDetailOutputSerializer,
+    TextToImageInputSerializer,
+)
 from apps.generation.services import generation_create
 from apps.generation.storage import SERVABLE_KEY, content_type_for
 from apps.prompts.serializers import options_to_python
+from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
 
 
 class JobDetailView(APIView):
-    def get(self, request: Request, job_id: str) -> Response:
-        job = job_get_for_key(key=request.auth, job_id=job_id)
+    @extend_schema(
+        operation_id="job_retrieve", tags=["jobs"], summary="Status and result of a job",
+        parameters=[OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")],
+        responses={200: JobDetailOutputSerializer, **errors(401, 404, 405, 500)},
+    )
+    def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
+        job = job_get_for_key(key=request.auth, job_id=jobId)
         return Response(job_detail(job, request))
 
 
+_GENERATION_RESPONSES = {200: GenerationOutputSerializer, 202: JobAcceptedOutputSerializer,
+                         **errors(*JOB_ENDPOINT_ERRORS)}
+
+
 class TextToImageView(JobEndpointMixin, APIView):
+    @extend_schema(operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
+                   request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
+                   responses=_GENERATION_RESPONSES)
     def post(self, request: Request) -> Response:
         body = TextToImageInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
@@ -39,6 +57,10 @@ class TextToImageView(JobEndpointMixin, APIView):
 class GenerateView(JobEndpointMixin, APIView):
     parser_classes = [MultiPartParser, FormParser]
 
+    @extend_schema(operation_id="generate_create", tags=["generation"],
+                   summary="Generate an image with optional reference images (multipart)",
+                   request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY],
+                   responses=_GENERATION_RESPONSES)
     def post(self, request: Request) -> Response:
         body = GenerateInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
@@ -68,7 +90,19 @@ class ImageView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
-    def get(self, request: Request, key: str) -> HttpResponse:
+    @extend_schema(
+        operation_id="image_retrieve", tags=["images"], auth=[], summary="Serve a generated image",
+        parameters=[OpenApiParameter("path", str, OpenApiParameter.PATH, description="The image's filepath.")],
+        responses={
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The image bytes."),
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, "image/webp"): OpenApiResponse(OpenApiTypes.BINARY),
+            304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+            **errors(404, 405, 500),
+        },
+    )
+    def get(self, request: Request, path: str) -> HttpResponse:
+        key = path
         if not SERVABLE_KEY.match(key) or not default_storage.exists(key):
             raise ImageNotFound()
         etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'

@@ -66,3 +66,59 @@ def key_metadata(key: ApiKey) -> dict[str, Any]:
         "lastUsedAt": _iso(key.last_used_at),
         "createdBy": str(key.created_by_id) if key.created_by_id else None,
     }
+
+
+# --- response shapes (documentation: the views return key_metadata() dicts) -------------
+
+class KeyMetadataOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=ApiKey.Type.values)
+    projectId = serializers.CharField(allow_null=True)
+    organizationId = serializers.CharField(allow_null=True)
+    name = serializers.CharField(allow_blank=True)
+    prefix = serializers.CharField(help_text="Public part of the key, safe to show.")
+    scopes = serializers.ListField(child=serializers.CharField())
+    isActive = serializers.BooleanField()
+    createdAt = serializers.DateTimeField()
+    expiresAt = serializers.DateTimeField(allow_null=True)
+    revokedAt = serializers.DateTimeField(allow_null=True)
+    lastUsedAt = serializers.DateTimeField(allow_null=True)
+    createdBy = serializers.UUIDField(allow_null=True)
+
+
+class KeyCreateOutputSerializer(serializers.Serializer):
+    apiKey = serializers.CharField(help_text="The key itself. Shown once; store it now.")
+    metadata = KeyMetadataOutputSerializer()
+    message = serializers.CharField()
+
+
+class BootstrapOutputSerializer(KeyCreateOutputSerializer):
+    type = serializers.CharField()
+    name = serializers.CharField()
+    expiresAt = serializers.DateTimeField(allow_null=True)
+
+
+class KeyListOutputSerializer(serializers.Serializer):
+    keys = KeyMetadataOutputSerializer(many=True)
+    total = serializers.IntegerField()
+
+
+class KeyRevokeOutputSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    keyId = serializers.UUIDField()
+    metadata = KeyMetadataOutputSerializer()
+
+
+class RateLimitOutputSerializer(serializers.Serializer):
+    rate = serializers.CharField()
+    limit = serializers.IntegerField()
+    used = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    resetAt = serializers.DateTimeField()
+    appliesTo = serializers.ListField(child=serializers.CharField())
+
+
+class MeOutputSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    key = KeyMetadataOutputSerializer()
+    rateLimit = RateLimitOutputSerializer()

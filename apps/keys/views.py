@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -8,9 +9,13 @@ from rest_framework.views import APIView
 
 from apps.keys.permissions import IsMasterKey
 from apps.keys.selectors import key_get, key_list
-from apps.keys.serializers import KeyCreateInputSerializer, key_metadata
+from apps.keys.serializers import (
+    BootstrapOutputSerializer, KeyCreateInputSerializer, KeyCreateOutputSerializer, KeyListOutputSerializer,
+    KeyRevokeOutputSerializer, MeOutputSerializer, key_metadata,
+)
 from apps.keys.services import key_bootstrap, key_create, key_revoke
 from apps.keys.throttling import rate_state
+from banatie.openapi import errors
 
 SAVE_MESSAGE = "IMPORTANT: Save this key securely. You will not see it again!"
 
@@ -19,6 +24,11 @@ class BootstrapView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
 
+    @extend_schema(
+        operation_id="bootstrap_initial_key", request=None, tags=["keys"], auth=[],
+        summary="Create the first master key (works once per installation)",
+        responses={201: BootstrapOutputSerializer, **errors(403, 405, 500)},
+    )
     def post(self, request: Request) -> Response:
         minted = key_bootstrap()
         return Response(
@@ -37,10 +47,15 @@ class BootstrapView(APIView):
 class KeyListCreateView(APIView):
     permission_classes = [IsMasterKey]
 
+    @extend_schema(operation_id="keys_list", tags=["keys"], summary="List all API keys (master key)",
+                   responses={200: KeyListOutputSerializer, **errors(401, 403, 405, 500)})
     def get(self, request: Request) -> Response:
         keys = [key_metadata(key) for key in key_list()]
         return Response({"keys": keys, "total": len(keys)})
 
+    @extend_schema(operation_id="keys_create", tags=["keys"], summary="Create an API key (master key)",
+                   request=KeyCreateInputSerializer,
+                   responses={201: KeyCreateOutputSerializer, **errors(400, 401, 403, 405, 415, 500)})
     def post(self, request: Request) -> Response:
         body = KeyCreateInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
@@ -62,14 +77,21 @@ class KeyListCreateView(APIView):
 class KeyRevokeView(APIView):
     permission_classes = [IsMasterKey]
 
-    def delete(self, request: Request, key_id: str) -> Response:
-        key = key_revoke(key=key_get(key_id=key_id))
+    @extend_schema(
+        operation_id="keys_revoke", tags=["keys"], summary="Revoke an API key (master key)",
+        parameters=[OpenApiParameter("keyId", str, OpenApiParameter.PATH, description="The key's id (uuid).")],
+        responses={200: KeyRevokeOutputSerializer, **errors(401, 403, 404, 405, 500)},
+    )
+    def delete(self, request: Request, keyId: str) -> Response:  # noqa: N803 - the documented name
+        key = key_revoke(key=key_get(key_id=keyId))
         return Response({"message": "API key revoked successfully", "keyId": str(key.id), "metadata": key_metadata(key)})
 
 
 class MeView(APIView):
     """Is my key OK? Who am I, what may I do, how much budget is left."""
 
+    @extend_schema(operation_id="me", tags=["keys"], summary="Describe the calling key and its rate-limit state",
+                   responses={200: MeOutputSerializer, **errors(401, 405, 500, 503)})
     def get(self, request: Request) -> Response:
         state = rate_state(request, increment=False)
         return Response(

@@ -54,3 +54,36 @@ def options_to_python(options: dict[str, Any]) -> dict[str, Any]:
 class EnhanceInputSerializer(StrictSerializer):
     prompt = prompt_field(min_length=1, max_length=5000)
     options = EnhanceOptionsSerializer(required=False)
+
+
+# --- response shapes -------------------------------------------------------------------
+
+class PromptEnhancementOutputSerializer(serializers.Serializer):
+    originalPrompt = serializers.CharField()
+    enhancedPrompt = serializers.CharField()
+    detectedLanguage = serializers.CharField()
+    appliedTemplate = serializers.CharField()
+    enhancements = serializers.ListField(child=serializers.CharField())
+    provider = serializers.CharField()
+    model = serializers.CharField()
+
+
+class EnhanceMetadataOutputSerializer(serializers.Serializer):
+    style = serializers.CharField()
+    aspectRatio = serializers.CharField(allow_null=True)
+    enhancements = serializers.ListField(child=serializers.CharField())
+    provider = serializers.CharField()
+    model = serializers.CharField()
+
+
+class EnhanceResultOutputSerializer(serializers.Serializer):
+    originalPrompt = serializers.CharField()
+    enhancedPrompt = serializers.CharField()
+    detectedLanguage = serializers.CharField()
+    appliedTemplate = serializers.CharField()
+    metadata = EnhanceMetadataOutputSerializer()
+
+
+class EnhanceOutputSerializer(EnhanceResultOutputSerializer):
+    success = serializers.BooleanField()
+    jobId = serializers.UUIDField()

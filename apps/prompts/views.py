@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,10 +11,17 @@ from apps.generation.models import Job
 from apps.generation.idempotency import idempotency_from
 from apps.generation.responses import JobEndpointMixin, respond_with_job
 from apps.generation.services import job_create
-from apps.prompts.serializers import EnhanceInputSerializer, options_to_python
+from apps.generation.serializers import JobAcceptedOutputSerializer
+from apps.prompts.serializers import EnhanceInputSerializer, EnhanceOutputSerializer, options_to_python
+from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
 
 
 class EnhanceView(JobEndpointMixin, APIView):
+    @extend_schema(
+        operation_id="enhance_create", tags=["generation"], summary="Enhance a prompt",
+        request=EnhanceInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
+        responses={200: EnhanceOutputSerializer, 202: JobAcceptedOutputSerializer, **errors(*JOB_ENDPOINT_ERRORS)},
+    )
     def post(self, request: Request) -> Response:
         body = EnhanceInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)

@@ -1,0 +1,108 @@
+"""OpenAPI (drf-spectacular): the security schemes, the common error body, and the
+headers every response carries, added in one post-processing hook so no view repeats them."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.keys.authentication.ApiKeyAuthentication"
+    name = ["ApiKeyHeader", "BearerAuth"]
+
+    def get_security_requirement(self, auto_schema):  # type: ignore[no-untyped-def]
+        # Either header works (OR), not both (AND).
+        return [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return [
+            {"type": "apiKey", "in": "header", "name": "X-API-Key",
+             "description": "Your key: X-API-Key: bnt_... (documented form)."},
+            {"type": "http", "scheme": "bearer", "description": "The same key as Authorization: Bearer bnt_..."},
+        ]
+
+
+class ErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(help_text="Always false.")
+    message = serializers.CharField(help_text="What was wrong, for humans.")
+    error = serializers.CharField(help_text="The original API's error wording, e.g. 'Invalid API key'.")
+    code = serializers.CharField(help_text="Stable machine-readable reason; see docs/errors.md.")
+    requestId = serializers.CharField(help_text="Same as the X-Request-ID response header.")
+    field = serializers.CharField(required=False, help_text="The first offending field, if any.")
+    hint = serializers.CharField(required=False, help_text="How to fix it.")
+    details = serializers.DictField(required=False, help_text="Per-field messages or extra facts.")
+    originalPrompt = serializers.CharField(required=False, help_text="/api/enhance only: the prompt you sent.")
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: the body names each field that is wrong.",
+    401: "Missing, malformed, unknown, expired or revoked API key.",
+    403: "Forbidden (e.g. a project key on an admin route).",
+    404: "Not found.",
+    405: "Method not allowed here.",
+    413: "Body or file too large.",
+    415: "Wrong Content-Type.",
+    422: "The request was understood but cannot be done (content blocked, no image, idempotency key reused).",
+    429: "Rate limit exceeded; see Retry-After.",
+    500: "Server error; report the requestId.",
+    502: "The upstream model returned something unusable.",
+    503: "A dependency (queue, rate limiter, upstream) is unavailable; see Retry-After.",
+    504: "The job ran past its time limit.",
+}
+
+
+def errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {status: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status]) for status in statuses}
+
+
+AUTH_ERRORS = (401, 404, 405, 500)
+JOB_ENDPOINT_ERRORS = (400, 401, 405, 413, 415, 422, 429, 500, 502, 503, 504)
+
+PREFER = OpenApiParameter(
+    "Prefer", str, OpenApiParameter.HEADER, required=False,
+    description="`respond-async`: answer 202 at once with the job to poll instead of waiting.",
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Retry-safe key (1-255 visible ASCII characters): the same key and body within 24 h "
+                "returns the original job, without a second charge.",
+)
+
+_HEADER = {"schema": {"type": "string"}}
+RATE_LIMITED_OPERATIONS = {"enhance_create", "text_to_image_create", "generate_create"}
+
+
+def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """X-Request-ID on every response; X-RateLimit-* on rate-limited operations; Retry-After
+    on 429/503; Location on 202."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            limited = operation.get("operationId") in RATE_LIMITED_OPERATIONS
+            for status, response in operation["responses"].items():
+                headers = response.setdefault("headers", {})
+                headers["X-Request-ID"] = {**_HEADER, "description": "Request id (yours if sane, else generated)."}
+                if limited and status != "401":
+                    headers["X-RateLimit-Limit"] = {**_HEADER, "description": "Requests allowed per window."}
+                    headers["X-RateLimit-Remaining"] = {**_HEADER, "description": "Requests left (never negative)."}
+                    headers["X-RateLimit-Reset"] = {**_HEADER, "description": "When the window resets (ISO 8601)."}
+                if status in ("429", "503"):
+                    headers["Retry-After"] = {**_HEADER, "description": "Seconds to wait before retrying."}
+                if status == "202":
+                    headers["Location"] = {**_HEADER, "description": "The job's status URL."}
+    return result
+
+
+def only_api_routes(endpoints: list[tuple]) -> list[tuple]:
+    """Document the API, not the admin or the catch-all 404; show each route once, without
+    the optional trailing slash the URL patterns accept."""
+    cleaned = []
+    for path, path_regex, method, callback in endpoints:
+        if not (path.startswith("/api/") or path.startswith("/health")):
+            continue  # the admin, and the catch-all JSON 404
+        cleaned.append((path.rstrip("?").rstrip("/") or path, path_regex, method, callback))
+    return cleaned
