@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -87,6 +87,14 @@ class InvalidJson(ApiError):
     error = "Validation failed"
     default_message = "The request body is not valid JSON."
     hint = "Send a JSON object, e.g. {\"prompt\": \"...\"}, with Content-Type: application/json."
+
+
+class InvalidMultipart(ApiError):
+    status_code = 400
+    code = "invalid_multipart"
+    error = "Validation failed"
+    default_message = "The multipart/form-data body could not be parsed."
+    hint = "Let your HTTP client build the multipart body (curl -F field=value -F files=@image.png); do not set the boundary by hand."
 
 
 class UnsupportedMediaType(ApiError):
@@ -198,6 +206,8 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
     if isinstance(exc, drf.ValidationError):
         return validation_error(exc)
     if isinstance(exc, drf.ParseError):
+        if request is not None and "multipart" in (request.content_type or ""):
+            return InvalidMultipart(f"The multipart body could not be parsed: {exc.detail}")
         return InvalidJson(f"The request body could not be parsed: {exc.detail}")
     if isinstance(exc, drf.UnsupportedMediaType):
         accepted = [p.media_type for p in view.get_parsers()] if view else []
@@ -209,6 +219,10 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
         )
     if isinstance(exc, (RequestDataTooBig, TooManyFieldsSent)):
         return PayloadTooLarge("The request body is larger than this server accepts.")
+    if isinstance(exc, TooManyFilesSent):
+        return ValidationFailed("Too many files in one request; send at most 3 reference images.", field="files")
+    if isinstance(exc, SuspiciousOperation):
+        return ValidationFailed("The request was malformed.")
     if isinstance(exc, drf.MethodNotAllowed):
         allowed = list(view.allowed_methods) if view else []
         method = request.method if request is not None else "?"

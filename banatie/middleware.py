@@ -7,9 +7,10 @@ import uuid
 from typing import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
 
-from banatie.errors import InternalError, PayloadTooLarge, error_response
+from banatie.errors import ApiError, InternalError, PayloadTooLarge, error_response
 from banatie.request_context import current_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger("banatie.request")
@@ -36,8 +37,10 @@ class RequestIdMiddleware:
         finally:
             reset_request_id(token)
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse:
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         # Non-DRF views (admin, schema UI) end up here; DRF views have their own handler.
+        if isinstance(exception, (Http404, PermissionDenied, SuspiciousOperation)):
+            return None  # Django answers these through our JSON handler404/403/400
         logger.error("unhandled error", exc_info=exception)
         response = error_response(InternalError())
         response["X-Request-ID"] = current_request_id()
@@ -56,6 +59,9 @@ class BodySizeLimitMiddleware:
         except ValueError:
             length = 0
         limit = settings.MAX_REQUEST_BYTES
+        if not length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # WSGI hands Django no chunked body: refuse loudly instead of reading it as empty.
+            return error_response(LengthRequired())
         if length > limit:
             return error_response(
                 PayloadTooLarge(
@@ -66,6 +72,14 @@ class BodySizeLimitMiddleware:
                 )
             )
         return self.get_response(request)
+
+
+class LengthRequired(ApiError):
+    status_code = 411
+    code = "length_required"
+    error = "Length required"
+    default_message = "Chunked request bodies are not supported; the body was not read."
+    hint = "Send the body with a Content-Length header (curl does this unless told to chunk)."
 
 
 class RequestIdLogFilter(logging.Filter):

@@ -43,6 +43,8 @@ ERROR_DESCRIPTIONS = {
     403: "Forbidden (e.g. a project key on an admin route).",
     404: "Not found.",
     405: "Method not allowed here.",
+    409: "Conflicts with the current state (e.g. revoking the last active master key).",
+    411: "A chunked body without Content-Length.",
     413: "Body or file too large.",
     415: "Wrong Content-Type.",
     422: "The request was understood but cannot be done (content blocked, no image, idempotency key reused).",

@@ -26,7 +26,7 @@ class StrictSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict) or hasattr(data, "keys"):
-            errors: dict[str, list[str]] = {}
+            errors: dict[str, Any] = {}
             known = [name for name, field in self.fields.items() if not field.read_only]
             for name in data.keys():
                 if name in known:
@@ -40,11 +40,13 @@ class StrictSerializer(serializers.Serializer):
                     + (f" Did you mean '{suggestion}'?" if suggestion else f" Known fields: {', '.join(known)}.")
                 ]
             if errors:
-                # Report missing required fields in the same answer.
-                for name in known:
-                    field = self.fields[name]
-                    if field.required and name not in data:
-                        errors.setdefault(name, []).append(field.error_messages["required"])
+                # One answer lists every problem: unknown fields and the known fields' own errors.
+                try:
+                    super().to_internal_value(data)
+                except serializers.ValidationError as exc:
+                    if isinstance(exc.detail, dict):
+                        for name, messages in exc.detail.items():
+                            errors.setdefault(name, messages)  # names never collide: unknown vs known
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 

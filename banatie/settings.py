@@ -49,8 +49,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "banatie.middleware.RequestIdMiddleware",
-    "banatie.middleware.BodySizeLimitMiddleware",
+    # Before the body guard, so a browser can read even a 413.
     "corsheaders.middleware.CorsMiddleware",
+    "banatie.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves Swagger UI's files and the admin's from the app itself: nothing from the internet.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -197,7 +198,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = env_str("STATIC_ROOT") or None  # only for an optional collectstatic
 WHITENOISE_USE_FINDERS = True  # no collectstatic step needed
 WHITENOISE_AUTOREFRESH = False
 MAX_UPLOAD_FILE_BYTES = 5 * 1024 * 1024
@@ -220,7 +221,7 @@ CORS_ALLOW_HEADERS = [
 ]
 CORS_EXPOSE_HEADERS = [
     "x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",
-    "retry-after", "location",
+    "retry-after", "location", "preference-applied", "idempotent-replayed",
 ]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 USE_TZ = True
@@ -232,7 +233,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.keys.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["apps.keys.permissions.HasApiKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["banatie.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "banatie.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

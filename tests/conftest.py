@@ -101,3 +101,28 @@ def poll_job(client, key: str, job_id: str, timeout: float = 15.0) -> dict:  # t
             return body
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
+
+
+@pytest.fixture
+def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignore[no-untyped-def]
+    """Start the service as separate processes (gunicorn, Celery worker, beat, its own
+    Redis) against the test database and the emulator; stopped at teardown."""
+    from tests.stack import Stack
+
+    started: list[Stack] = []
+    emulator.reset()
+    emulator.latency = 0.0
+
+    def start(**env: str) -> Stack:
+        stack = Stack(workdir=tmp_path / f"stack{len(started)}", env={
+            "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url, **env,
+        })
+        stack.workdir.mkdir()
+        started.append(stack)
+        return stack.start()
+
+    yield start
+    for stack in started:
+        stack.stop()
+    emulator.reset()
+    emulator.latency = 0.0

@@ -61,7 +61,8 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen:
         return self.start_process("worker", [
-            str(BIN / "celery"), "-A", "banatie", "worker", "--pool", "threads", "--concurrency", "4",
+            str(BIN / "celery"), "-A", "banatie", "worker", "--pool", "threads",
+            "--concurrency", self.env.get("WORKER_CONCURRENCY", "4"),
             "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
         ])
 

@@ -116,6 +116,36 @@ def test_job_of_another_project_is_the_same_404(api, worker, tenants):
     assert api.get(f"/api/jobs/{job_id}", **auth(tenants.a)).status_code == 200
 
 
+def test_prefer_with_parameters_is_understood(api, worker, tenants):
+    r = enhance(api, tenants.a, HTTP_PREFER="respond-async; foo=bar, handling=lenient")
+    assert r.status_code == 202 and r["Preference-Applied"] == "respond-async"
+
+
+def test_prefer_wait_shortens_the_sync_wait(api, worker, tenants, gemini):
+    gemini.latency = 1.0
+    started = time.monotonic()
+    r = enhance(api, tenants.a, HTTP_PREFER="wait=0.2")
+    assert r.status_code == 202 and r["Preference-Applied"] == "wait=0.2"
+    assert time.monotonic() - started < 0.9
+    assert poll_job(api, tenants.a, r.json()["jobId"])["status"] == "succeeded"
+
+
+def test_done_signal_keeps_its_expiry(api, worker, tenants):
+    import redis
+    from django.conf import settings
+
+    job_id = enhance(api, tenants.a).json()["jobId"]
+    ttl = redis.Redis.from_url(settings.REDIS_URL).ttl(f"banatie:job:{job_id}:done")
+    assert 0 < ttl <= 3600
+
+
+def test_upstream_auth_failure_does_not_blame_the_client_key(api, worker, tenants, gemini):
+    gemini.enqueue(Reply.error(403, "API key not valid. Please pass a valid API key."))
+    r = enhance(api, tenants.a)
+    assert r.status_code == 502 and r.json()["code"] == "upstream_rejected"
+    assert "Your Banatie key is fine" in r.json()["message"] and "not valid" not in r.json()["message"]
+
+
 def test_jobs_route_needs_a_key(api, db):
     assert api.get("/api/jobs/00000000-0000-4000-8000-000000000000").json()["code"] == "api_key_missing"
 
@@ -169,6 +199,8 @@ def test_upstream_timeout_is_retried_then_503(api, worker, tenants, gemini, sett
     r = enhance(api, tenants.a)
     assert r.status_code == 503 and r.json()["code"] == "upstream_unavailable"
     assert "in time" in r.json()["message"]
+    assert len(gemini.requests) == 2
+    assert r.json()["jobId"] == str(Job.objects.get().id)
     gemini.clear_fail_all()
 
 
@@ -269,9 +301,12 @@ def test_unreachable_counter_store_is_503_not_500(api, tenants, settings, db):
 
 # --- many waiting clients --------------------------------------------------------------
 
-def test_forty_concurrent_sync_requests_wait_together(worker, live_server, tenants, gemini):
-    gemini.latency = 1.0
-    url = f"{live_server.url}/api/enhance"
+@pytest.mark.slow
+def test_forty_concurrent_sync_requests_wait_together(stack_factory, tenants, emulator):
+    # Against the real web server (gunicorn gthread, as the Procfile runs it), not a test server.
+    stack = stack_factory(WEB_THREADS="64", WORKER_CONCURRENCY="48")
+    emulator.latency = 1.0
+    url = f"{stack.url}/api/enhance"
 
     def one(i: int) -> int:
         r = requests.post(url, json={"prompt": f"prompt number {i}"}, headers={"X-API-Key": tenants.a}, timeout=30)
@@ -283,4 +318,4 @@ def test_forty_concurrent_sync_requests_wait_together(worker, live_server, tenan
     elapsed = time.monotonic() - started
     assert codes == [200] * 40
     assert elapsed < 8, f"40 requests with 1 s upstream took {elapsed:.1f}s"
-    assert len(gemini.requests) == 40
+    assert len(emulator.requests) == 40

@@ -186,4 +186,87 @@ def test_celery_is_configured_for_safe_redelivery():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.worker_pool == "threads"
     assert conf.task_soft_time_limit < conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
+    # The threads pool cannot enforce Celery's limits; what protects us is the job's own
+    # deadline, inside its lease, inside the broker's redelivery timeout.
+    assert settings.JOB_SOFT_TIME_LIMIT < settings.JOB_LEASE_SECONDS < conf.broker_transport_options["visibility_timeout"]
     assert settings.CELERY_RESULT_BACKEND is None
+
+
+# --- body and transport mistakes ---------------------------------------------------------
+
+def test_deeply_nested_json_is_400_not_500(api, tenants):
+    r = api.generic("POST", "/api/enhance", "[" * 100000, content_type="application/json",
+                    HTTP_X_API_KEY=tenants.a)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_json"
+
+
+def test_invalid_json_names_the_position(api, tenants):
+    r = api.generic("POST", "/api/enhance", '{"prompt": "x",}', content_type="application/json",
+                    HTTP_X_API_KEY=tenants.a)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_json"
+    assert "line 1 column" in r.json()["message"]
+
+
+def test_multipart_without_boundary_is_invalid_multipart(api, tenants):
+    r = api.generic("POST", "/api/generate", "garbage", content_type="multipart/form-data",
+                    HTTP_X_API_KEY=tenants.a)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_multipart"
+    assert "-F" in r.json()["hint"]
+
+
+def test_chunked_body_is_411_not_silently_empty(api, tenants):
+    r = api.generic("POST", "/api/enhance", "", content_type="application/json",
+                    HTTP_X_API_KEY=tenants.a, HTTP_TRANSFER_ENCODING="chunked")
+    assert r.status_code == 411 and r.json()["code"] == "length_required"
+
+
+def test_oversized_body_413_is_readable_cross_origin(api, settings):
+    settings.MAX_REQUEST_BYTES = 1024
+    r = api.generic("POST", "/api/enhance", "x" * 4096, content_type="application/json",
+                    HTTP_ORIGIN="http://localhost:3001")
+    assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
+    assert r["Access-Control-Allow-Origin"] == "http://localhost:3001"
+
+
+def test_too_many_multipart_files_is_400_not_500(api, tenants, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 10
+    files = [SimpleUploadedFile(f"f{i}.png", b"x") for i in range(11)]
+    r = api.post("/api/generate", {"prompt": "p", "filename": "f", "files": files}, format="multipart",
+                 HTTP_X_API_KEY=tenants.a)
+    assert r.status_code == 400 and r.json()["field"] == "files"
+
+
+def test_unknown_field_and_other_errors_are_reported_together(api, tenants):
+    r = api.post("/api/text-to-image", {"aspect_ratio": "16:9", "autoEnhance": "true", "filename": "cat.png"},
+                 format="json", HTTP_X_API_KEY=tenants.a)
+    details = r.json()["details"]
+    assert {"aspect_ratio", "autoEnhance", "filename", "prompt"} <= set(details)
+    assert "received string" in details["autoEnhance"][0]
+
+
+def test_wrapped_payload_lists_each_missing_field(api, tenants):
+    r = api.post("/api/text-to-image", {"body": {"prompt": "abc", "filename": "x"}}, format="json",
+                 HTTP_X_API_KEY=tenants.a)
+    details = r.json()["details"]
+    assert "Unknown field 'body'" in details["body"][0]
+    assert details["prompt"] == ["Prompt is required"] and "filename" in details
+
+
+def test_number_where_string_expected_names_both_types(api, tenants):
+    r = api.post("/api/text-to-image", {"prompt": 12345, "filename": 12345}, format="json", HTTP_X_API_KEY=tenants.a)
+    details = r.json()["details"]
+    assert details["prompt"] == ["Expected a string, received integer."]
+    assert details["filename"] == ["Expected a string, received integer."]
+
+
+def test_openapi_schema_and_swagger_ui_are_served_locally(api):
+    schema = api.get("/api/schema/")
+    assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")
+    ui = api.get("/api/docs/")
+    assert ui.status_code == 200
+    html = ui.content.decode()
+    assert "cdn.jsdelivr" not in html and "unpkg" not in html
+    static = [part.split('"')[0] for part in html.split('src="')[1:]]
+    assert static and all(api.get(src).status_code == 200 for src in static if src.startswith("/"))

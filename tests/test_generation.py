@@ -1,8 +1,8 @@
 """Image generation through the queue: /api/text-to-image, /api/generate, /api/images."""
 from __future__ import annotations
 
-import base64
 import io
+from concurrent.futures import ThreadPoolExecutor
 import os
 import re
 
@@ -288,6 +288,7 @@ def test_generate_refuses_file_over_5mb_naming_it(api, tenants, db, media):
         ("doc.png", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3 fake pdf", "application/pdf"),
         ("page.jpg", b"<html><script>alert(1)</script></html>", "text/html"),
         ("cut.png", png()[:40], "image/png"),
+        ("head.png", png()[:20], "image/png"),
     ],
 )
 def test_generate_refuses_non_images_naming_detected_type(api, tenants, db, media, name, content, detected):
@@ -333,7 +334,11 @@ def test_reference_uploads_are_not_servable(api, tenants, db, media):
 
     key = reference_save(project="project-a", mime_type="image/png", data=png())
     assert (media / key).exists()
-    assert api.get(f"/api/images/{key}").status_code == 404
+    inner = key.removeprefix("_uploads/")
+    for path in (key, f"project-a/../{key}", f"project-a/%2e%2e/{key}", f"x/..%2f{key}", f"./{key}"):
+        r = api.get(f"/api/images/{path}")
+        assert r.status_code == 404 and r["Content-Type"] == "application/json", path
+    assert api.get(f"/api/images/{inner}").status_code == 404
 
 
 def test_image_etag_gives_304(api, worker, tenants):
@@ -348,3 +353,17 @@ def test_storage_keys_are_unguessable(api, worker, tenants):
     randoms = [os.path.basename(k).split("-", 1)[0] for k in keys]
     assert len(set(randoms)) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", x) for x in randoms)
     assert all(k.startswith("project-b/") for k in keys)
+
+
+def test_filename_must_be_a_json_string(api, tenants, db):
+    r = t2i(api, tenants.a, filename=12345)
+    assert r.status_code == 400 and "received integer" in r.json()["details"]["filename"][0]
+
+
+def test_offline_language_detection_is_thread_safe():
+    from workers.providers.offline import detect_language
+
+    with ThreadPoolExecutor(16) as pool:
+        results = set(pool.map(lambda _: detect_language("A mountain landscape with a river and tall pine trees"),
+                               range(64)))
+    assert results == {"en"}

@@ -37,9 +37,9 @@ def test_bootstrap_creates_master_key_once(api):
 
 
 def test_bootstrap_stays_closed_after_all_keys_are_revoked(api):
-    key = api.post("/api/bootstrap/initial-key").json()["apiKey"]
-    keys = api.get("/api/admin/keys", **auth(key)).json()["keys"]
-    api.delete(f"/api/admin/keys/{keys[0]['id']}", **auth(key))
+    api.post("/api/bootstrap/initial-key")
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert api.post("/api/bootstrap/initial-key").status_code == 403
     ApiKey.objects.all().delete()  # even with no rows at all
     assert api.post("/api/bootstrap/initial-key").status_code == 403
 
@@ -203,6 +203,9 @@ MALFORMED = {
     "bare_key_in_authorization": ("Authorization", "{k}", "Bearer"),
     "basic_scheme": ("Authorization", "Basic dXNlcjpwYXNz", "Bearer"),
     "quoted_bearer_token": ("Authorization", "Bearer '{k}'", "quotes"),
+    "quoted_authorization": ("Authorization", "'{k}'", "Bearer"),
+    "other_scheme_holding_key": ("Authorization", "Key={k}", "Bearer"),
+    "token_scheme": ("Authorization", "Token {k}", "Bearer"),
 }
 
 
@@ -217,7 +220,7 @@ def test_malformed_key_is_named(api, tenants, variant):
     body = r.json()
     assert body["code"] == "api_key_malformed" and body["error"] == "Invalid API key"
     assert needle.lower() in (body["message"] + body["hint"]).lower()
-    assert k not in r.content.decode()
+    assert k not in r.content.decode() and k[4:12] not in r.content.decode()
 
 
 def test_unknown_key_is_invalid(api, tenants):
@@ -305,3 +308,50 @@ def test_no_key_material_is_ever_logged(api, caplog, tenants):
     minted = key_create(key_type="project", project_id="q")
     for secret in (master, project, minted.plaintext, master[12:], project[12:]):
         assert secret not in caplog.text
+
+
+def test_last_active_master_key_cannot_be_revoked(api, tenants):
+    r = api.delete(f"/api/admin/keys/{tenants.master_key.id}", **auth(tenants.master))
+    assert r.status_code == 409 and r.json()["code"] == "last_master_key"
+    other = api.post("/api/admin/keys", {"type": "master"}, format="json", **auth(tenants.master)).json()
+    r = api.delete(f"/api/admin/keys/{tenants.master_key.id}", **auth(tenants.master))
+    assert r.status_code == 200
+    assert api.get("/api/admin/keys", **auth(other["apiKey"])).status_code == 200
+
+
+@pytest.fixture
+def limited_staff(db):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_apikey"))
+    return user
+
+
+def test_staff_without_add_permission_cannot_mint_keys(client, limited_staff):
+    client.force_login(limited_staff)
+    r = client.post("/admin/keys/apikey/add/", {"key_type": "master"})
+    assert r.status_code == 403 and r["Content-Type"] == "application/json"
+    assert ApiKey.objects.count() == 0
+
+
+def test_staff_without_change_permission_cannot_revoke(client, limited_staff, tenants):
+    client.force_login(limited_staff)
+    client.post("/admin/keys/apikey/", {"action": "revoke_selected", "_selected_action": [str(tenants.a_key.pk)]})
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.revoked_at is None
+
+
+def test_admin_unknown_page_is_json_404_not_500(client, admin_user):
+    client.force_login(admin_user)
+    r = client.get("/admin/nonexistent-app/")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+
+
+def test_me_still_answers_when_the_counter_store_is_down(api, tenants, settings):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    r = api.get("/api/me", **auth(tenants.a))
+    assert r.status_code == 200
+    assert r.json()["rateLimit"] is None and "unreachable" in r.json()["rateLimitError"]

@@ -13,8 +13,8 @@ import requests
 from django.utils import timezone
 
 from apps.generation.models import Job
-from apps.generation.services import job_run, job_sweep
-from tests.conftest import GEMINI_TEST_KEY, auth, poll_job
+from apps.generation.services import job_claim, job_run, job_sweep
+from tests.conftest import auth, poll_job
 from tests.gemini_emulator import Reply
 
 
@@ -46,8 +46,6 @@ def test_second_delivery_of_a_finished_job_does_nothing(api, worker, tenants, ge
 
 
 def test_concurrent_deliveries_make_one_upstream_call(tenants, gemini, media, transactional_db):
-    from apps.generation.services import generation_create
-
     gemini.latency = 0.5
     job = Job.objects.create(api_key=tenants.a_key, project_id="project-a", kind="generation",
                              request={"prompt": "p", "filename": "f", "aspect_ratio": "1:1", "references": []})
@@ -59,7 +57,24 @@ def test_concurrent_deliveries_make_one_upstream_call(tenants, gemini, media, tr
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 1
     assert len(gemini.requests) == 1 and files_in(media) == 1
-    assert generation_create  # the service under test stores through the same path
+
+
+def test_attempt_that_lost_its_lease_cannot_finish_the_job(tenants, gemini, media, transactional_db):
+    gemini.enqueue(Reply.delay(1.5))
+    job = Job.objects.create(api_key=tenants.a_key, project_id="project-a", kind="generation",
+                             request={"prompt": "p", "filename": "f", "aspect_ratio": "1:1", "references": []})
+    slow = threading.Thread(target=job_run, kwargs={"job_id": str(job.id)})
+    slow.start()
+    deadline = time.monotonic() + 10
+    while not gemini.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    Job.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))  # "worker died"
+    job_run(job_id=str(job.id))  # the redelivery takes over and finishes
+    slow.join(10)  # the first attempt comes back late
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.attempts == 2 and len(gemini.requests) == 2
+    assert files_in(media) == 1 and (media / job.result["storageKey"]).exists()
+    assert job_claim(job_id=str(job.id)) is None
 
 
 # --- sweep -----------------------------------------------------------------------------
@@ -142,6 +157,23 @@ def test_broker_unreachable_at_enqueue_is_a_fast_503(api, tenants, dead_broker, 
     assert elapsed < 8, elapsed
     job = Job.objects.get()
     assert job.status == "failed" and job.error_code == "queue_unavailable"
+
+
+def test_broker_unreachable_with_prefer_async_is_503_too(api, tenants, dead_broker, transactional_db):
+    r = t2i(api, tenants.a, HTTP_PREFER="respond-async")
+    assert r.status_code == 503 and r.json()["code"] == "queue_unavailable"
+
+
+def test_same_idempotency_key_works_once_the_broker_is_back(api, worker, tenants, monkeypatch):
+    from banatie.celery import app
+
+    good = (app.conf.broker_url, app._pool, app.amqp._producer_pool)
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    app._pool = app.amqp._producer_pool = None
+    assert t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="retry-me").status_code == 503
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = good
+    r = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="retry-me")
+    assert r.status_code == 200 and "Idempotent-Replayed" not in r
 
 
 # --- upstream faults -------------------------------------------------------------------
@@ -236,22 +268,12 @@ def test_concurrent_duplicates_create_one_job(worker, live_server, tenants, gemi
 # --- processes: the stack as `make run` starts it ---------------------------------------
 
 @pytest.fixture
-def stack(transactional_db, emulator, tmp_path, tenants):  # type: ignore[no-untyped-def]
-    from tests.stack import Stack
-
-    emulator.reset()
-    emulator.latency = 0.0
-    s = Stack(workdir=tmp_path, env={
-        "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url,
-        "JOB_SOFT_TIME_LIMIT": "6", "JOB_HARD_TIME_LIMIT": "7", "JOB_LEASE_SECONDS": "8",
-        "BROKER_VISIBILITY_TIMEOUT": "10", "SWEEP_INTERVAL_SECONDS": "1", "SWEEP_QUEUED_AFTER_SECONDS": "2",
-        "SYNC_WAIT_SECONDS": "20", "UPSTREAM_RETRY_BASE_SECONDS": "0.05",
-    })
-    s.start()
-    yield s
-    s.stop()
-    emulator.reset()
-    emulator.latency = 0.0
+def stack(stack_factory):  # type: ignore[no-untyped-def]
+    return stack_factory(
+        JOB_SOFT_TIME_LIMIT="6", JOB_HARD_TIME_LIMIT="7", JOB_LEASE_SECONDS="8", BROKER_VISIBILITY_TIMEOUT="10",
+        SWEEP_INTERVAL_SECONDS="1", SWEEP_QUEUED_AFTER_SECONDS="2", SYNC_WAIT_SECONDS="20",
+        UPSTREAM_RETRY_BASE_SECONDS="0.05",
+    )
 
 
 def _post(stack, key, prefer_async=False, timeout=40):  # type: ignore[no-untyped-def]

@@ -52,6 +52,7 @@ def sniff(data: bytes) -> str:
 def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS) -> ImageInfo:
     """Identify and fully decode ``data``. Raises ImageRejected for anything that is not an
     allowed, intact image of at most MAX_PIXELS pixels (checked before decoding)."""
+    fmt = "unknown"
     try:
         with warnings.catch_warnings():
             # Pillow only warns between its own limit and twice that; we refuse outright.
@@ -76,5 +77,5 @@ def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS) -> 
         raise ImageRejected("the bytes are not a complete image Pillow can read", detected=sniff(data)) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"the image is corrupt or truncated ({type(exc).__name__})",
-                            detected=allowed.get(fmt, "image")) from None
+                            detected=allowed.get(fmt) or sniff(data)) from None
     return ImageInfo(format=fmt, mime_type=allowed[fmt], width=width, height=height)

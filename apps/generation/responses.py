@@ -24,16 +24,33 @@ def job_status_url(job: Job) -> str:
     return f"/api/jobs/{job.id}"
 
 
-def wants_async(request: Request) -> bool:
-    prefer = request.headers.get("Prefer", "")
-    return any(token.strip().lower() == "respond-async" for token in prefer.split(","))
+def preferences(request: Request) -> dict[str, str]:
+    """RFC 7240 Prefer header → {name: value}; parameters after ';' are ignored."""
+    prefs: dict[str, str] = {}
+    for item in request.headers.get("Prefer", "").split(","):
+        head = item.split(";", 1)[0].strip()
+        if head:
+            name, _, value = head.partition("=")
+            prefs[name.strip().lower()] = value.strip().strip('"')
+    return prefs
+
+
+def sync_wait_seconds(prefs: dict[str, str]) -> tuple[float, bool]:
+    """SYNC_WAIT_SECONDS, or less when the client asked for `Prefer: wait=N`."""
+    try:
+        asked = float(prefs["wait"])
+    except (KeyError, ValueError):
+        return settings.SYNC_WAIT_SECONDS, False
+    return max(0.0, min(asked, settings.SYNC_WAIT_SECONDS)), True
 
 
 def job_failure(job: Job) -> ApiError:
-    return job_error(job.error_code, job.error_message, job.error_details, job.retry_after)
+    err = job_error(job.error_code, job.error_message, job.error_details, job.retry_after)
+    err.extra["jobId"] = str(job.id)
+    return err
 
 
-def job_accepted(job: Job, *, preference_applied: bool) -> Response:
+def job_accepted(job: Job, *, preference_applied: str | None) -> Response:
     response = Response(
         {
             "success": True,
@@ -46,7 +63,7 @@ def job_accepted(job: Job, *, preference_applied: bool) -> Response:
     )
     response["Location"] = job_status_url(job)
     if preference_applied:
-        response["Preference-Applied"] = "respond-async"
+        response["Preference-Applied"] = preference_applied
     return response
 
 
@@ -89,14 +106,16 @@ def respond_with_job(request: Request, job: Job) -> Response:
         request._request.idempotent_replay = True  # for the response header
     if job.status == Job.Status.FAILED and job.error_code == "queue_unavailable" and not replayed:
         raise job_failure(job)
-    if wants_async(request):
-        return job_accepted(job, preference_applied=True)
-    job = job_wait(job=job, timeout=settings.SYNC_WAIT_SECONDS)
+    prefs = preferences(request)
+    if "respond-async" in prefs:
+        return job_accepted(job, preference_applied="respond-async")
+    timeout, wait_asked = sync_wait_seconds(prefs)
+    job = job_wait(job=job, timeout=timeout)
     if job.status == Job.Status.SUCCEEDED:
         return Response(sync_body(job, request))
     if job.status == Job.Status.FAILED:
         raise job_failure(job)
-    return job_accepted(job, preference_applied=False)
+    return job_accepted(job, preference_applied=f"wait={prefs['wait']}" if wait_asked else None)
 
 
 def job_detail(job: Job, request: Request) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -17,9 +18,9 @@ from banatie.serializers import (
 FILENAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
 
-def filename_field() -> serializers.RegexField:
-    return serializers.RegexField(
-        FILENAME_PATTERN, max_length=100,
+def filename_field() -> StrictCharField:
+    return StrictCharField(
+        max_length=100, validators=[RegexValidator(FILENAME_PATTERN)],
         error_messages={
             "invalid": "Use 1-100 letters, digits, '_' or '-' (no dots, slashes or spaces); "
                        "the extension is added for you.",

@@ -15,7 +15,6 @@ import time
 from datetime import timedelta
 from typing import Any, Callable
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.core.files.uploadedfile import UploadedFile
@@ -108,9 +107,15 @@ def job_enqueue(*, job: Job) -> None:
         _publish(str(job.id))
     except (KombuOperationalError, RedisError, OSError) as exc:
         logger.error("enqueue of job %s failed: %s", job.id, type(exc).__name__)
-        _finish(job, status=Job.Status.FAILED, error_code="queue_unavailable",
-                error_message="The job queue (Redis) is unreachable; the request was not accepted.",
-                retry_after=5, only_if_status=Job.Status.QUEUED)
+        failure = {"error_code": "queue_unavailable", "retry_after": 5,
+                   "error_message": "The job queue (Redis) is unreachable; the request was not accepted.",
+                   # The client is told to retry: the same Idempotency-Key must then work.
+                   "idempotency_key": None}
+        if _finish(job, status=Job.Status.FAILED, only_if_status=Job.Status.QUEUED, **failure):
+            _release_references(job)
+            job.status = Job.Status.FAILED
+            for name, value in failure.items():
+                setattr(job, name, value)
 
 
 def job_sweep() -> dict[str, int]:
@@ -172,48 +177,54 @@ def job_claim(*, job_id: str) -> Job | None:
 
 
 def job_run(*, job_id: str) -> None:
-    """Run one job to its end. Idempotent: a second delivery is a no-op."""
+    """Run one job to its end. Idempotent: a second delivery is a no-op, and an attempt
+    whose lease was taken over cannot record its outcome (or keep the image it stored)."""
     job = job_claim(job_id=job_id)
     if job is None:
         logger.info("job %s already taken or finished; skipping this delivery", job_id)
         return
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
-        _finish(job, status=Job.Status.FAILED, error_code="too_many_attempts",
-                error_message=f"The job was started {job.attempts - 1} times without finishing.")
-        return
+        outcome = {"status": Job.Status.FAILED, "error_code": "too_many_attempts",
+                   "error_message": f"The job was started {job.attempts - 1} times without finishing."}
+    else:
+        outcome = _outcome(job)
+    if _finish(job, **outcome):
+        _release_references(job)
+    else:
+        stored = (outcome.get("result") or {}).get("storageKey")
+        if stored:
+            storage_delete(stored)
+        logger.warning("job %s attempt %d lost its lease; its result was discarded", job.id, job.attempts)
+
+
+def _outcome(job: Job) -> dict[str, Any]:
     try:
         with job_deadline(settings.JOB_SOFT_TIME_LIMIT):
-            result = _execute(job)
+            return {"status": Job.Status.SUCCEEDED, "result": _execute(job)}
     except ProviderError as exc:
-        _finish(job, status=Job.Status.FAILED, error_code=exc.code, error_message=exc.message,
-                error_details=exc.details, retry_after=exc.retry_after)
-        return
-    except SoftTimeLimitExceeded:
-        _finish(job, status=Job.Status.FAILED, error_code="job_timed_out",
-                error_message=f"The job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped.")
-        return
+        return {"status": Job.Status.FAILED, "error_code": exc.code, "error_message": exc.message,
+                "error_details": exc.details, "retry_after": exc.retry_after}
     except Exception:
         # Last resort so the job ends and its waiter wakes; the traceback is logged here
         # (provider code never lets SDK exceptions, which can hold the API key, get this far).
         logger.exception("job %s crashed", job.id)
-        _finish(job, status=Job.Status.FAILED, error_code="internal_error",
-                error_message="The job failed on our side.")
-        return
-    _finish(job, status=Job.Status.SUCCEEDED, result=result)
+        return {"status": Job.Status.FAILED, "error_code": "internal_error",
+                "error_message": "The job failed on our side."}
 
 
 def _execute(job: Job) -> dict[str, Any]:
     if job.kind == Job.Kind.ENHANCEMENT:
         return with_upstream_retries(lambda: prompt_enhance_result(**job.request))
     if job.kind == Job.Kind.GENERATION:
-        try:
-            return image_generate(job=job)
-        finally:
-            # Reached only when the job is about to end (success or final error); after a
-            # worker crash the references stay for the redelivered task.
-            for ref in job.request.get("references", []):
-                storage_delete(ref["key"])
+        return image_generate(job=job)
     raise ValueError(f"unknown job kind {job.kind!r}")
+
+
+def _release_references(job: Job) -> None:
+    """Reference uploads are only needed until the job ends; a crashed attempt keeps them
+    for the redelivery."""
+    for ref in (job.request or {}).get("references", []):
+        storage_delete(ref["key"])
 
 
 def generation_create(
@@ -345,7 +356,8 @@ def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, 
     """Record the outcome once, then wake the waiters. The status condition makes a late
     second delivery unable to overwrite a finished job."""
     values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, **fields}
-    updated = Job.objects.filter(pk=job.pk, status=only_if_status).update(**values)
+    # attempts: only the attempt that holds the claim may finish the job.
+    updated = Job.objects.filter(pk=job.pk, status=only_if_status, attempts=job.attempts).update(**values)
     if updated:
         signal_job_done(str(job.pk))
     return bool(updated)

@@ -46,7 +46,8 @@ def wait_job_done(job_id: str, timeout: float) -> bool:
     try:
         popped = client.blpop([_key(job_id)], timeout=timeout)
         if popped:
-            client.lpush(_key(job_id), "1")
+            with client.pipeline() as pipe:  # put the token back for other waiters, with its TTL
+                pipe.lpush(_key(job_id), "1").expire(_key(job_id), SIGNAL_TTL_SECONDS).execute()
         return bool(popped)
     except redis.RedisError as exc:
         logger.warning("waiting for job %s failed: %s", job_id, type(exc).__name__)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from apps.keys.errors import LastMasterKey
 from apps.keys.models import ApiKey
 from apps.keys.services import key_create, key_revoke
 
@@ -48,13 +50,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False  # revoke, never delete: jobs and audit keep pointing at the key
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_selected(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         for key in queryset.filter(revoked_at__isnull=True):
-            key_revoke(key=key)
+            try:
+                key_revoke(key=key)
+            except LastMasterKey as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+                return
         self.message_user(request, "Revoked.", messages.SUCCESS)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
         form = KeyCreateForm(request.POST or None)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "title": "Create API key"}

@@ -22,13 +22,14 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None  # HasApiKey answers api_key_missing
         scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() != "bearer":
-            if authorization.strip().startswith("bnt_"):
+            # Never echo the header: it may be the key itself in another wrapping.
+            if "bnt_" in authorization:
                 raise ApiKeyMalformed(
-                    "The Authorization header holds a bare key without the 'Bearer ' scheme.",
+                    "The Authorization header holds a Banatie key without the 'Bearer ' scheme.",
                     hint="Send Authorization: Bearer bnt_... or X-API-Key: bnt_...",
                 )
             raise ApiKeyMalformed(
-                f"The Authorization header uses the {scheme or 'empty'!r} scheme; only Bearer is accepted.",
+                "The Authorization header does not use the Bearer scheme, the only one accepted.",
                 hint="Send Authorization: Bearer bnt_... or X-API-Key: bnt_...",
             )
         key = key_authenticate(token, header="Authorization")

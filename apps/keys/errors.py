@@ -68,6 +68,14 @@ class KeyNotFound(ApiError):
     default_message = "No API key with this id."
 
 
+class LastMasterKey(ApiError):
+    status_code = 409
+    code = "last_master_key"
+    error = "Conflict"
+    default_message = "This is the last active master key; revoking it would lock every admin out."
+    hint = "Create another master key first (POST /api/admin/keys with type master), then revoke this one."
+
+
 class RateLimitExceeded(ApiError):
     status_code = 429
     code = "rate_limit_exceeded"

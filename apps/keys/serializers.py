@@ -121,4 +121,5 @@ class RateLimitOutputSerializer(serializers.Serializer):
 class MeOutputSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     key = KeyMetadataOutputSerializer()
-    rateLimit = RateLimitOutputSerializer()
+    rateLimit = RateLimitOutputSerializer(allow_null=True, help_text="null when the counter store is unreachable.")
+    rateLimitError = serializers.CharField(required=False)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.keys.errors import (
-    ApiKeyExpired, ApiKeyInvalid, ApiKeyMalformed, ApiKeyRevoked, BootstrapNotAllowed,
+    ApiKeyExpired, ApiKeyInvalid, ApiKeyMalformed, ApiKeyRevoked, BootstrapNotAllowed, LastMasterKey,
 )
 from apps.keys.models import ApiKey, BootstrapState
 
@@ -95,8 +96,17 @@ def key_bootstrap() -> MintedKey:
 
 
 def key_revoke(*, key: ApiKey) -> ApiKey:
-    """Idempotent: revoking a revoked key keeps its first revocation time."""
-    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    """Idempotent: revoking a revoked key keeps its first revocation time. Refuses to revoke
+    the last active master key (nobody could administer keys afterwards)."""
+    with transaction.atomic():
+        if key.is_master and key.is_active:
+            now = timezone.now()
+            others = (ApiKey.objects.select_for_update()
+                      .filter(key_type=ApiKey.Type.MASTER, revoked_at__isnull=True)
+                      .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).exclude(pk=key.pk))
+            if not others.exists():
+                raise LastMasterKey()
+        ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     key.refresh_from_db()
     return key
 

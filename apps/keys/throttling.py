@@ -30,6 +30,8 @@ class RateState:
     limit: int
     used: int
     seconds_left: int
+    # The window's end, fixed when the request was counted (a sync call may answer much later).
+    reset_at: datetime
 
     @property
     def remaining(self) -> int:
@@ -38,10 +40,6 @@ class RateState:
     @property
     def exceeded(self) -> bool:
         return self.used > self.limit
-
-    @property
-    def reset_at(self) -> datetime:
-        return timezone.now().replace(microsecond=0) + timedelta(seconds=max(1, self.seconds_left))
 
     def headers(self) -> dict[str, str]:
         return {
@@ -67,7 +65,9 @@ def rate_state(request: Request, *, increment: bool) -> RateState:
         raise RateLimiterUnavailable(headers={"Retry-After": "5"}) from None
     if usage is None or usage["limit"] == 0:  # django-ratelimit's "store failed" answer
         raise RateLimiterUnavailable(headers={"Retry-After": "5"})
-    return RateState(limit=usage["limit"], used=usage["count"], seconds_left=usage["time_left"])
+    seconds_left = max(1, usage["time_left"])
+    return RateState(limit=usage["limit"], used=usage["count"], seconds_left=seconds_left,
+                     reset_at=timezone.now().replace(microsecond=0) + timedelta(seconds=seconds_left))
 
 
 class KeyRateThrottle(BaseThrottle):

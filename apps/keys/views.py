@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.keys.errors import RateLimiterUnavailable
 from apps.keys.permissions import IsMasterKey
 from apps.keys.selectors import key_get, key_list
 from apps.keys.serializers import (
@@ -80,7 +81,7 @@ class KeyRevokeView(APIView):
     @extend_schema(
         operation_id="keys_revoke", tags=["keys"], summary="Revoke an API key (master key)",
         parameters=[OpenApiParameter("keyId", str, OpenApiParameter.PATH, description="The key's id (uuid).")],
-        responses={200: KeyRevokeOutputSerializer, **errors(401, 403, 404, 405, 500)},
+        responses={200: KeyRevokeOutputSerializer, **errors(401, 403, 404, 405, 409, 500)},
     )
     def delete(self, request: Request, keyId: str) -> Response:  # noqa: N803 - the documented name
         key = key_revoke(key=key_get(key_id=keyId))
@@ -91,20 +92,22 @@ class MeView(APIView):
     """Is my key OK? Who am I, what may I do, how much budget is left."""
 
     @extend_schema(operation_id="me", tags=["keys"], summary="Describe the calling key and its rate-limit state",
-                   responses={200: MeOutputSerializer, **errors(401, 405, 500, 503)})
+                   responses={200: MeOutputSerializer, **errors(401, 405, 500)})
     def get(self, request: Request) -> Response:
-        state = rate_state(request, increment=False)
-        return Response(
-            {
-                "success": True,
-                "key": key_metadata(request.auth),
-                "rateLimit": {
-                    "rate": settings.BANATIE_RATE_LIMIT,
-                    "limit": state.limit,
-                    "used": min(state.used, state.limit),
-                    "remaining": state.remaining,
-                    "resetAt": state.headers()["X-RateLimit-Reset"],
-                    "appliesTo": ["POST /api/generate", "POST /api/text-to-image", "POST /api/enhance"],
-                },
-            }
-        )
+        body = {"success": True, "key": key_metadata(request.auth)}
+        try:
+            state = rate_state(request, increment=False)
+        except RateLimiterUnavailable as exc:
+            # The key is fine; only its budget cannot be read right now.
+            return Response({**body, "rateLimit": None, "rateLimitError": exc.message})
+        return Response({
+            **body,
+            "rateLimit": {
+                "rate": settings.BANATIE_RATE_LIMIT,
+                "limit": state.limit,
+                "used": min(state.used, state.limit),
+                "remaining": state.remaining,
+                "resetAt": state.headers()["X-RateLimit-Reset"],
+                "appliesTo": ["POST /api/generate", "POST /api/text-to-image", "POST /api/enhance"],
+            },
+        })

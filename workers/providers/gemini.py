@@ -93,6 +93,12 @@ def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
             "upstream_unavailable", f"Gemini answered {code} {status}: {message}", retryable=True,
             retry_after=retry_after, details={"upstreamStatus": code},
         )
+    if code in (401, 403):
+        # Gemini's text ("API key not valid") would read as if the caller's Banatie key were bad.
+        raise ProviderError(
+            "upstream_rejected", f"Gemini refused this server's credentials ({code} {status}); "
+            "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
+        )
     raise ProviderError(
         "upstream_rejected", f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code}
     )

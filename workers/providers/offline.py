@@ -13,6 +13,8 @@ import io
 import unicodedata
 from typing import Any
 
+import threading
+
 from langdetect import DetectorFactory, detect
 from langdetect.lang_detect_exception import LangDetectException
 from PIL import Image, ImageDraw, ImageFont
@@ -39,10 +41,16 @@ _LONG_SIDE = 1024
 _PROMPT_PREFIX_CHARS = 80
 
 
+# langdetect loads its profiles lazily into a global and seeds the global `random` module
+# per call: neither is thread-safe, and worker threads run enhancements concurrently.
+_DETECT_LOCK = threading.Lock()
+
+
 def detect_language(text: str) -> str:
     """ISO 639-1 code of ``text`` (``"und"`` when langdetect finds no letters to judge)."""
     try:
-        code = detect(text)
+        with _DETECT_LOCK:
+            code = detect(text)
     except LangDetectException:
         return UNDETERMINED_LANGUAGE
     # langdetect says "zh-cn"/"zh-tw"; the API promises plain ISO 639-1.
