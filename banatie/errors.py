@@ -134,18 +134,27 @@ class Forbidden(ApiError):
     default_message = "You are not allowed to do this."
 
 
+class NotAcceptable(ApiError):
+    status_code = 406
+    code = "not_acceptable"
+    error = "Not acceptable"
+    default_message = "This API only answers application/json (and image bytes on /api/images)."
+    hint = "Send Accept: application/json or */*, or leave the Accept header out."
+
+
+class BadRequest(ApiError):
+    status_code = 400
+    code = "bad_request"
+    error = "Bad request"
+    default_message = "The request could not be processed."
+
+
 class InternalError(ApiError):
     status_code = 500
     code = "internal_error"
     error = "Internal server error"
     default_message = "Something went wrong on our side."
     hint = "Retry later; if it persists, report the requestId to the operator."
-
-
-class ServiceUnavailable(ApiError):
-    status_code = 503
-    code = "service_unavailable"
-    error = "Service unavailable"
 
 
 def error_response(exc: ApiError) -> JsonResponse:
@@ -235,14 +244,11 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
         return NotFound()
     if isinstance(exc, (drf.PermissionDenied, DjangoPermissionDenied)):
         return Forbidden()
-    if isinstance(exc, drf.Throttled):
-        return ApiError(str(exc.detail))
+    if isinstance(exc, drf.NotAcceptable):
+        return NotAcceptable()
     if isinstance(exc, drf.APIException):
-        # Any other DRF exception keeps its status and its own message.
-        err = ApiError(str(exc.detail))
-        err.status_code = exc.status_code
-        err.code = str(exc.default_code)
-        return err
+        # No other DRF exception is raised by our views; keep its words, not its code.
+        return BadRequest(str(exc.detail))
     logger.error("unhandled error", exc_info=exc)
     return InternalError()
 

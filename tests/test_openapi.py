@@ -1,0 +1,76 @@
+"""The OpenAPI schema: generated from the serializers, covering every /api route, and
+checked against the live app by schemathesis (bounded, so the suite stays fast)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import get_resolver
+
+# The two documentation routes serve the schema itself; everything else must be in it.
+SELF_DOCUMENTING = {"/api/schema", "/api/docs"}
+
+
+def urlconf_routes() -> set[str]:
+    routes = set()
+    for pattern in get_resolver().url_patterns:
+        regex = getattr(pattern.pattern, "_regex", None) or str(pattern.pattern)
+        path = "/" + regex.strip("^$").replace("/?", "").replace("(?P<path>.+)", "{path}")
+        path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", path)
+        if path.startswith("/api/") or path == "/health":
+            routes.add(path.rstrip("/"))
+    return routes - SELF_DOCUMENTING
+
+
+def test_every_api_route_is_in_the_schema_and_nothing_else(api, db):
+    schema = api.get("/api/schema/").json()
+    assert set(schema["paths"]) == urlconf_routes()
+
+
+def test_schema_documents_security_headers_async_and_errors(api, db):
+    schema = api.get("/api/schema/").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["ApiKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                       "description": schemes["ApiKeyHeader"]["description"]}
+    assert schemes["BearerAuth"]["scheme"] == "bearer"
+    t2i = schema["paths"]["/api/text-to-image"]["post"]
+    assert t2i["security"] == [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+    assert {p["name"] for p in t2i["parameters"]} >= {"Prefer", "Idempotency-Key"}
+    assert {"200", "202", "400", "401", "413", "415", "422", "429", "503"} <= set(t2i["responses"])
+    assert t2i["responses"]["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"} <= \
+        set(t2i["responses"]["429"]["headers"])
+    assert "Location" in t2i["responses"]["202"]["headers"]
+    assert schema["paths"]["/api/info"]["get"].get("security") in (None, [], [{}])
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(worker, live_server, tenants, settings):
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance, response_schema_conformance, status_code_conformance,
+    )
+
+    settings.BANATIE_RATE_LIMIT = "100000/h"
+    raw = __import__("requests").get(f"{live_server.url}/api/schema/", timeout=10).json()
+    schema = schemathesis.openapi.from_dict(raw)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 12
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @hsettings(max_examples=12, deadline=None, database=None, derandomize=True,
+                   suppress_health_check=list(HealthCheck))
+        def run(case):  # type: ignore[no-untyped-def]
+            response = case.call(base_url=live_server.url, headers={"X-API-Key": tenants.master}, timeout=30)
+            case.validate_response(response, checks=checks)
+
+        try:
+            run()
+        except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - report every operation at once
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    assert not failures, "\n\n".join(failures)
