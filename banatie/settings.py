@@ -186,6 +186,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # --- gemini --------------------------------------------------------------------------
 GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 GEMINI_BASE_URL = env_url("GEMINI_BASE_URL")
+# v1beta: where Google documents image generation (imageConfig); the SDK's own default is v1.
+GEMINI_API_VERSION = env_choice("GEMINI_API_VERSION", "v1beta", ("v1beta", "v1", "v1alpha"))
 GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 90.0, minimum=1.0)

@@ -93,7 +93,8 @@ def test_every_aspect_ratio_reaches_gemini_and_comes_back(api, worker, tenants, 
     r = t2i(api, tenants.a, aspectRatio=ratio, autoEnhance=False)
     assert r.status_code == 200, r.json()
     (sent,) = gemini.requests
-    assert sent["model"] == "gemini-2.5-flash-image"
+    assert sent["model"] == "gemini-2.5-flash-image" and sent["api_version"] == "v1beta"
+    assert sent["path"] == "/v1beta/models/gemini-2.5-flash-image:generateContent"
     assert sent["headers"]["x-goog-api-key"] == GEMINI_TEST_KEY
     config = sent["json"]["generationConfig"]
     assert config["imageConfig"]["aspectRatio"] == ratio

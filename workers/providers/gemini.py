@@ -36,15 +36,15 @@ _client_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _client(api_key: str, base_url: str, timeout_ms: int) -> genai.Client:
+def _client(api_key: str, base_url: str, api_version: str, timeout_ms: int) -> genai.Client:
     # One client per process and configuration: it is thread-safe and pools connections.
-    options = types.HttpOptions(timeout=timeout_ms, base_url=base_url or None)
+    options = types.HttpOptions(timeout=timeout_ms, base_url=base_url or None, api_version=api_version)
     return genai.Client(api_key=api_key, http_options=options)
 
 
 def client_from_settings() -> genai.Client:
     with _client_lock:
-        return _client(settings.GEMINI_API_KEY, settings.GEMINI_BASE_URL,
+        return _client(settings.GEMINI_API_KEY, settings.GEMINI_BASE_URL, settings.GEMINI_API_VERSION,
                        int(settings.GEMINI_TIMEOUT_SECONDS * 1000))
 
 
