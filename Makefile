@@ -28,3 +28,9 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# Benchmarks (bench/README.md): a private stack, the Gemini emulator and a bounded load
+# generator on 127.0.0.1; prints a table and writes bench/results/latest.json (< 10 min).
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -128,7 +128,7 @@ class Connection:
 async def closed_loop(
     *, host: str, port: int, make_request: Callable[[int, int], bytes], clients: int, warmup: float,
     duration: float, max_requests: int, timeout: float, drain: float,
-    on_response: Callable[[int, Response], None] | None = None,
+    on_response: Callable[[int, Response, Sample], None] | None = None,
 ) -> tuple[list[Sample], float, float]:
     """Run ``clients`` closed-loop clients; requests start during ``warmup + duration``.
 
@@ -155,9 +155,10 @@ async def closed_loop(
                 try:
                     async with asyncio.timeout(timeout):
                         response = await conn.request(raw)
-                    samples.append(Sample(start, time.monotonic(), response.status))
+                    sample = Sample(start, time.monotonic(), response.status)
+                    samples.append(sample)
                     if on_response is not None:
-                        on_response(index, response)
+                        on_response(index, response, sample)
                 except TimeoutError:
                     conn.close()
                     samples.append(Sample(start, time.monotonic(), 0, "timeout"))

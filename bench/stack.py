@@ -98,8 +98,9 @@ def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, wait: float 
 class Emulator:
     """bench/emulator.py as a child process; latency changes through its stdin."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.proc = _spawn([sys.executable, "-m", "bench.emulator", "--port", "0", "--latency", "0"],
+    def __init__(self, workdir: Path, render_every_image: bool = False) -> None:
+        extra = ["--render-every-image"] if render_every_image else []
+        self.proc = _spawn([sys.executable, "-m", "bench.emulator", "--port", "0", "--latency", "0", *extra],
                            log=workdir / "emulator.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.lock = threading.Lock()
         line = self._readline(15)
@@ -191,7 +192,12 @@ class RssSampler:
 
 
 class Stack:
-    def __init__(self) -> None:
+    def __init__(self, render_every_image: bool = False, worker_processes: int = 1, keep: bool = False) -> None:
+        self.keep = keep  # leave the temporary directory (logs, database) for inspection
+        self.render_every_image = render_every_image
+        # How many copies of the Procfile's worker line run (P4 sets its own). `make run`
+        # starts one; more is how DESIGN.md scales workers.
+        self.worker_processes = worker_processes
         self.workdir = Path(tempfile.mkdtemp(prefix="banatie-bench-"))
         self.port = free_port()
         self.commands = procfile()
@@ -204,11 +210,12 @@ class Stack:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> "Stack":
         self.redis = EmbeddedRedis(workdir=self.workdir).start()
-        self.emulator = Emulator(self.workdir)
+        self.emulator = Emulator(self.workdir, self.render_every_image)
         self.env = {
             **os.environ,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "DJANGO_SETTINGS_MODULE": "banatie.settings",
+            # Overridable only to try a settings variant without touching the code.
+            "DJANGO_SETTINGS_MODULE": os.environ.get("BENCH_DJANGO_SETTINGS_MODULE", "banatie.settings"),
             "DEBUG": "0",
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
@@ -224,7 +231,7 @@ class Stack:
         }
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env,
                        check=True, timeout=120)
-        self.start_app()
+        self.start_app(self.worker_processes)
         self._create_keys()
         return self
 
@@ -251,12 +258,14 @@ class Stack:
 
     def stop_app(self) -> None:
         # Quick shutdowns (gunicorn SIGQUIT, celery cold shutdown): a benchmark leaves threads
-        # blocked in sync waits and jobs in the queue that nobody needs any more.
+        # blocked in sync waits and jobs in the queue that nobody needs any more. gunicorn's
+        # gthread workers do not exit while a pool thread still blocks in BLPOP (up to
+        # SYNC_WAIT_SECONDS), so the web group is killed after 3 s.
         for role in ("web", "worker", "beat"):
             for proc in self.procs.pop(role, []):
-                _stop(proc, signal.SIGQUIT if role != "beat" else signal.SIGTERM, 10)
+                _stop(proc, signal.SIGQUIT if role != "beat" else signal.SIGTERM, 3 if role == "web" else 10)
 
-    def reset(self, workers: int = 1) -> None:
+    def reset(self, workers: int | None = None) -> None:
         """A clean service between scenarios: no queued backlog, no blocked web threads,
         no leftover signals or rate counters; keys and stored jobs stay."""
         self.stop_app()
@@ -264,7 +273,7 @@ class Stack:
         with sqlite3.connect(self.db_path, timeout=30) as db:
             db.execute("UPDATE generation_job SET status='failed', error_code='bench_reset' "
                        "WHERE status IN ('queued', 'running')")
-        self.start_app(workers)
+        self.start_app(workers or self.worker_processes)
 
     def stop(self) -> None:
         try:
@@ -276,7 +285,8 @@ class Stack:
             finally:
                 if self.redis:
                     self.redis.stop()  # ours: an EmbeddedRedis on a free port, never 6379
-                shutil.rmtree(self.workdir, ignore_errors=True)
+                if not self.keep:
+                    shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- helpers -----------------------------------------------------------------------
     @property
@@ -359,5 +369,7 @@ class Stack:
             "log_level": self.env.get("LOG_LEVEL") or "INFO (Procfile default)",
             "sync_wait_seconds": SYNC_WAIT_SECONDS,
             "database": "SQLite (WAL) file in a temporary directory",
+            "worker_processes": self.worker_processes,
             "beat": "beat" in self.commands,
+            "django_settings_module": self.env["DJANGO_SETTINGS_MODULE"],
         }
