@@ -97,8 +97,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        # A small page cache: every web and worker thread keeps its own connection.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-512;",
     }
+    # Keep each thread's connection: opening SQLite and running the PRAGMAs per request
+    # cost more than the request's own queries.
+    _db["CONN_MAX_AGE"] = 600
+    _db["CONN_HEALTH_CHECKS"] = True
     # A file, not :memory:, so the test database is shared by every thread and process.
     _db.setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
 elif _db["ENGINE"] == "django.db.backends.postgresql":
@@ -191,6 +196,8 @@ GEMINI_API_VERSION = env_choice("GEMINI_API_VERSION", "v1beta", ("v1beta", "v1",
 GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 90.0, minimum=1.0)
+# HTTP connections to Gemini per process: at least the worker's thread count.
+GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", 256, minimum=1, maximum=10000)
 
 # --- storage -------------------------------------------------------------------------
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))

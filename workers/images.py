@@ -49,9 +49,12 @@ def sniff(data: bytes) -> str:
     return "unknown (not an image)"
 
 
-def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS) -> ImageInfo:
-    """Identify and fully decode ``data``. Raises ImageRejected for anything that is not an
-    allowed, intact image of at most MAX_PIXELS pixels (checked before decoding)."""
+def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS, decode: bool = True) -> ImageInfo:
+    """Identify ``data`` and check it is intact. Raises ImageRejected for anything that is
+    not an allowed image of at most MAX_PIXELS pixels (checked before decoding).
+
+    ``decode=True`` (uploads) decodes every pixel; ``decode=False`` (model output) runs
+    Pillow's structural ``verify()`` instead: checksums and chunk layout, 100× cheaper."""
     fmt = "unknown"
     try:
         with warnings.catch_warnings():
@@ -67,7 +70,10 @@ def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS) -> 
                         f"{width}x{height} is {width * height} pixels; the limit is {MAX_PIXELS}",
                         detected=allowed[fmt],
                     )
-                image.load()  # a truncated or corrupt body fails here, not later in Gemini
+                if decode:
+                    image.load()  # a truncated or corrupt upload fails here, not later in Gemini
+                else:
+                    image.verify()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -309,7 +309,7 @@ def image_generate(*, job: Job) -> dict[str, Any]:
         lambda: provider.generate(prompt=prompt, reference_images=references, aspect_ratio=request["aspect_ratio"])
     )
     try:
-        info = inspect_image(image.data)
+        info = inspect_image(image.data, decode=False)
     except ImageRejected as exc:
         raise ProviderError(
             "upstream_invalid_response", f"The model returned bytes that are not a usable image: {exc.reason}.",
@@ -368,8 +368,10 @@ def job_wait(*, job: Job, timeout: float) -> Job:
     job.refresh_from_db()
     if job.is_finished:
         return job
-    # A waiting request must not hold a database connection for up to a minute.
-    connection.close()
+    if connection.vendor != "sqlite":
+        # A waiting request must not hold a pooled server connection for up to a minute
+        # (SQLite has no server side; its per-thread connection is kept).
+        connection.close()
     wait_job_done(str(job.pk), timeout)
     job.refresh_from_db()
     return job

@@ -38,7 +38,11 @@ _client_lock = threading.Lock()
 @functools.lru_cache(maxsize=4)
 def _client(api_key: str, base_url: str, api_version: str, timeout_ms: int) -> genai.Client:
     # One client per process and configuration: it is thread-safe and pools connections.
-    options = types.HttpOptions(timeout=timeout_ms, base_url=base_url or None, api_version=api_version)
+    # Its default pool (100 connections) would cap a worker of more threads than that.
+    pool = httpx2.Limits(max_connections=settings.GEMINI_MAX_CONNECTIONS,
+                         max_keepalive_connections=settings.GEMINI_MAX_CONNECTIONS)
+    options = types.HttpOptions(timeout=timeout_ms, base_url=base_url or None, api_version=api_version,
+                                client_args={"limits": pool})
     return genai.Client(api_key=api_key, http_options=options)
 
 
