@@ -112,7 +112,6 @@ def job_enqueue(*, job: Job) -> None:
                    # The client is told to retry: the same Idempotency-Key must then work.
                    "idempotency_key": None}
         if _finish(job, status=Job.Status.FAILED, only_if_status=Job.Status.QUEUED, **failure):
-            _release_references(job)
             job.status = Job.Status.FAILED
             for name, value in failure.items():
                 setattr(job, name, value)
@@ -140,6 +139,7 @@ def job_sweep() -> dict[str, int]:
             if same_lease.update(status=Job.Status.FAILED, finished_at=now, lease_expires_at=None,
                                  error_code="too_many_attempts",
                                  error_message=f"The job was started {job.attempts} times without finishing."):
+                _release_references(job)
                 signal_job_done(str(job.pk))
                 counts["failed"] += 1
         elif same_lease.update(status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
@@ -188,9 +188,7 @@ def job_run(*, job_id: str) -> None:
                    "error_message": f"The job was started {job.attempts - 1} times without finishing."}
     else:
         outcome = _outcome(job)
-    if _finish(job, **outcome):
-        _release_references(job)
-    else:
+    if not _finish(job, **outcome):
         stored = (outcome.get("result") or {}).get("storageKey")
         if stored:
             storage_delete(stored)
@@ -353,12 +351,14 @@ def with_upstream_retries(call: Callable[[], Any]) -> Any:
 
 
 def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, **fields: Any) -> bool:
-    """Record the outcome once, then wake the waiters. The status condition makes a late
-    second delivery unable to overwrite a finished job."""
+    """Record the outcome once, drop the job's reference uploads, then wake the waiters
+    (in that order: a client that sees the answer sees the cleaned-up storage). The status
+    condition makes a late second delivery unable to overwrite a finished job."""
     values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, **fields}
     # attempts: only the attempt that holds the claim may finish the job.
     updated = Job.objects.filter(pk=job.pk, status=only_if_status, attempts=job.attempts).update(**values)
     if updated:
+        _release_references(job)
         signal_job_done(str(job.pk))
     return bool(updated)
 
