@@ -4,7 +4,6 @@ A bad value raises ImproperlyConfigured naming the variable, so start-up stops l
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import unicodedata
-from typing import Any
-
 import threading
+import unicodedata
 
 from langdetect import DetectorFactory, detect
 from langdetect.lang_detect_exception import LangDetectException
