@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from banatie.errors import RouteNotFound, closest
 from banatie.health import check_database, check_redis, check_worker
+from banatie.timefmt import iso
 from workers.providers import active_provider_name
 
 STARTED_AT = time.monotonic()
@@ -72,7 +73,7 @@ class HealthView(PublicView):
         return Response(
             {
                 "status": overall,
-                "timestamp": timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "timestamp": iso(timezone.now()),
                 "uptime": round(time.monotonic() - STARTED_AT, 2),
                 "environment": settings.ENVIRONMENT,
                 "version": settings.VERSION,

@@ -14,10 +14,7 @@ from apps.generation.models import Job
 from apps.generation.services import job_idempotent_replay_exists, job_wait
 from apps.keys.throttling import KeyRateThrottle, RateLimitHeadersMixin
 from banatie.errors import ApiError
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+from banatie.timefmt import iso as _iso
 
 
 def job_status_url(job: Job) -> str:

@@ -16,8 +16,8 @@ from datetime import timedelta
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
 from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -27,12 +27,29 @@ from apps.generation.errors import ReferenceImageInvalid, ReferenceImageTooLarge
 from apps.generation.idempotency import Idempotency, IdempotencyKeyReused
 from apps.generation.models import Job
 from apps.generation.signals import signal_job_done, wait_job_done
-from apps.generation.storage import image_save, reference_save, storage_delete, storage_read
+from apps.generation.storage import (
+    image_save,
+    reference_save,
+    storage_delete,
+    storage_read,
+)
 from apps.keys.models import ApiKey
 from apps.prompts.services import prompt_enhance, prompt_enhance_result
-from workers.images import ALLOWED_FORMATS, EXTENSIONS, ImageInfo, ImageRejected, inspect_image
+from banatie.timefmt import iso
+from workers.images import (
+    ALLOWED_FORMATS,
+    EXTENSIONS,
+    ImageInfo,
+    ImageRejected,
+    inspect_image,
+)
 from workers.providers import get_image_provider
-from workers.providers.base import ProviderError, ReferenceImage, job_deadline, time_left
+from workers.providers.base import (
+    ProviderError,
+    ReferenceImage,
+    job_deadline,
+    time_left,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -324,7 +341,7 @@ def image_generate(*, job: Job) -> dict[str, Any]:
         "description": image.description,
         "model": image.model,
         "provider": provider.name,
-        "generatedAt": timezone.now().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "generatedAt": iso(timezone.now()),
         "promptEnhancement": enhancement,
     }
 

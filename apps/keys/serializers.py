@@ -6,7 +6,13 @@ from typing import Any
 from rest_framework import serializers
 
 from apps.keys.models import ApiKey
-from banatie.serializers import StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer
+from banatie.serializers import (
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
+    StrictSerializer,
+)
+from banatie.timefmt import iso as _iso
 
 MAX_EXPIRY_DAYS = 3650
 
@@ -43,10 +49,6 @@ class KeyCreateInputSerializer(StrictSerializer):
                     {name: ["Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
                 )
         return attrs
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
 
 def key_metadata(key: ApiKey) -> dict[str, Any]:
