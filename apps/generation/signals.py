@@ -27,12 +27,15 @@ def _client(url: str, read_timeout: float | None) -> redis.Redis:
     )
 
 
+def _push_token(client: redis.Redis, job_id: str) -> None:
+    with client.pipeline() as pipe:
+        pipe.lpush(_key(job_id), "1").expire(_key(job_id), SIGNAL_TTL_SECONDS).execute()
+
+
 def signal_job_done(job_id: str) -> None:
     """Best effort: if Redis is down, waiters time out into a 202 and the row has the truth."""
     try:
-        client = _client(settings.REDIS_URL, settings.REDIS_TIMEOUT_SECONDS)
-        with client.pipeline() as pipe:
-            pipe.lpush(_key(job_id), "1").expire(_key(job_id), SIGNAL_TTL_SECONDS).execute()
+        _push_token(_client(settings.REDIS_URL, settings.REDIS_TIMEOUT_SECONDS), job_id)
     except redis.RedisError as exc:
         logger.warning("could not signal job %s done: %s", job_id, type(exc).__name__)
 
@@ -42,12 +45,13 @@ def wait_job_done(job_id: str, timeout: float) -> bool:
     is unreachable (the caller then answers 202 with the job)."""
     if timeout <= 0:
         return False
-    client = _client(settings.REDIS_URL, timeout + settings.REDIS_TIMEOUT_SECONDS + 1)
+    # One pool for every wait: its read timeout covers the longest wait allowed (Prefer:
+    # wait=N only shortens it), instead of a pool per distinct timeout.
+    client = _client(settings.REDIS_URL, settings.SYNC_WAIT_SECONDS + settings.REDIS_TIMEOUT_SECONDS + 1)
     try:
         popped = client.blpop([_key(job_id)], timeout=timeout)
         if popped:
-            with client.pipeline() as pipe:  # put the token back for other waiters, with its TTL
-                pipe.lpush(_key(job_id), "1").expire(_key(job_id), SIGNAL_TTL_SECONDS).execute()
+            _push_token(client, job_id)  # put it back for other waiters of the same job
         return bool(popped)
     except redis.RedisError as exc:
         logger.warning("waiting for job %s failed: %s", job_id, type(exc).__name__)

@@ -79,7 +79,7 @@ class KeyRateThrottle(BaseThrottle):
         state = rate_state(request, increment=counts(request) if counts else True)
         request._request.rate_state = state  # for the response headers
         if state.exceeded:
-            wait = max(1, state.seconds_left)
+            wait = state.seconds_left  # already at least 1
             raise RateLimitExceeded(
                 f"This key has used its {state.limit} requests for the current window "
                 f"({settings.BANATIE_RATE_LIMIT}); the window resets in {wait} s.",
