@@ -19,12 +19,12 @@ $(STAMP): requirements.txt
 # web + worker from the Procfile; an embedded Redis when REDIS_URL is unset.
 run: $(STAMP)
 	@mkdir -p var
-	exec $(PY) -m workers.runner -- sh -c '$(PY) manage.py migrate --noinput && exec honcho start -f Procfile -c worker=$${WORKER_PROCESSES:-2}'
+	exec $(PY) -m banatie.runner -- sh -c '$(PY) manage.py migrate --noinput && exec honcho start -f Procfile -c worker=$${WORKER_PROCESSES:-2}'
 
 # pytest against SQLite + the embedded Redis, or DATABASE_URL / REDIS_URL when set.
 test: $(STAMP)
 	@mkdir -p var
-	exec $(PY) -m workers.runner -- $(PY) -m pytest $(PYTEST_ARGS)
+	exec $(PY) -m banatie.runner -- $(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from urllib.parse import urlparse
 
 from django.core.exceptions import ImproperlyConfigured
@@ -92,3 +93,9 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _bad(name, value, "one of " + ", ".join(choices))
     return value
+
+
+def var_dir() -> Path:
+    """Local state (SQLite file, media, generated SECRET_KEY): BANATIE_VAR_DIR, default var/
+    beside the code. Read here once for the settings and the `make run` runner alike."""
+    return Path(env_str("BANATIE_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var")))

@@ -10,11 +10,11 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url,
+    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("BANATIE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = var_dir()
 VERSION = "1.0.0"
 
 DEBUG = env_bool("DEBUG", False)

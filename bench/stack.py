@@ -31,7 +31,7 @@ from pathlib import Path
 
 import psutil
 
-from workers.runner import EmbeddedRedis, _die_with_parent, free_port
+from banatie.runner import EmbeddedRedis, die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -57,7 +57,7 @@ def _spawn(argv: list[str], *, env: dict[str, str] | None = None, log: Path | No
         return subprocess.Popen(
             argv, cwd=ROOT, env=env, stdin=stdin if stdin is not None else subprocess.DEVNULL,
             stdout=stdout if stdout is not None else out, stderr=out if log else subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, process_group=0,
+            preexec_fn=die_with_parent, process_group=0,
         )
     finally:
         if log:

