@@ -149,6 +149,14 @@ class BadRequest(ApiError):
     default_message = "The request could not be processed."
 
 
+class LengthRequired(ApiError):
+    status_code = 411
+    code = "length_required"
+    error = "Length required"
+    default_message = "Chunked request bodies are not supported; the body was not read."
+    hint = "Send the body with a Content-Length header (curl does this unless told to chunk)."
+
+
 class InternalError(ApiError):
     status_code = 500
     code = "internal_error"
@@ -254,13 +262,15 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response:
-    """DRF's EXCEPTION_HANDLER: the single place an error body is built."""
+    """DRF's EXCEPTION_HANDLER: the single place an error body is built. As DRF's own
+    handler does, an error rolls back the request's atomic block (ATOMIC_REQUESTS)."""
+    # Imported here: rest_framework.views resolves the authentication classes (apps.keys,
+    # whose errors import this module) when it is first imported.
+    from rest_framework.views import set_rollback
+
     err = translate(exc, context)
-    body = err.body()
-    view, request = context.get("view"), context.get("request")
-    if view is not None and request is not None and hasattr(view, "error_extra"):
-        body.update(view.error_extra(request))
-    response = Response(body, status=err.status_code)
+    set_rollback()
+    response = Response(err.body(), status=err.status_code)
     for name, value in err.headers.items():
         response[name] = value
     return response

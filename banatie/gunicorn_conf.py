@@ -3,16 +3,15 @@
 gthread, not sync: a synchronous API call holds its connection while Gemini works
 (seconds), so each process needs many threads; sync workers collapse under load.
 """
-import os
-
 from banatie.env import env_int, env_str
+from banatie.settings import SYNC_WAIT_SECONDS
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 3000, minimum=1, maximum=65535)}"
 worker_class = "gthread"
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
 threads = env_int("WEB_THREADS", 100, minimum=1, maximum=2000)
 # Waiting requests are idle, not stuck: allow the documented SYNC_WAIT_SECONDS plus margin.
-timeout = int(float(os.environ.get("SYNC_WAIT_SECONDS") or 60)) + 60
+timeout = int(SYNC_WAIT_SECONDS) + 60
 graceful_timeout = 30
 keepalive = 5
 backlog = 2048

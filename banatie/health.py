@@ -9,6 +9,13 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 
+def active_provider_name() -> str:
+    """Which provider serves requests: Gemini when GEMINI_API_KEY is set, else the offline
+    one. Read at call time (settings may change under tests); the provider factory in
+    workers.providers uses the same answer."""
+    return "gemini" if settings.GEMINI_API_KEY else "offline"
+
+
 def check_database() -> dict[str, Any]:
     started = time.monotonic()
     try:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 
-from banatie.errors import ApiError, InternalError, PayloadTooLarge, error_response
+from banatie.errors import InternalError, LengthRequired, PayloadTooLarge, error_response
 from banatie.request_context import current_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger("banatie.request")
@@ -72,14 +72,6 @@ class BodySizeLimitMiddleware:
                 )
             )
         return self.get_response(request)
-
-
-class LengthRequired(ApiError):
-    status_code = 411
-    code = "length_required"
-    error = "Length required"
-    default_message = "Chunked request bodies are not supported; the body was not read."
-    hint = "Send the body with a Content-Length header (curl does this unless told to chunk)."
 
 
 class RequestIdLogFilter(logging.Filter):

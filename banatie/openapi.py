@@ -74,17 +74,19 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 )
 
 _HEADER = {"schema": {"type": "string"}}
-RATE_LIMITED_OPERATIONS = {"enhance_create", "text_to_image_create", "generate_create"}
 
 
 def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """X-Request-ID on every response; X-RateLimit-* on rate-limited operations; Retry-After
     on 429/503; Location on 202."""
-    for path_item in result.get("paths", {}).values():
-        for operation in path_item.values():
+    # A rate-limited operation is one whose view throttles (the views say so, not a list here).
+    limited_ops = {(path, method.lower()) for path, _, method, view in generator.endpoints
+                   if getattr(view.cls, "throttle_classes", None)}
+    for path, path_item in result.get("paths", {}).items():
+        for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            limited = operation.get("operationId") in RATE_LIMITED_OPERATIONS
+            limited = (path, method) in limited_ops
             for status, response in operation["responses"].items():
                 headers = response.setdefault("headers", {})
                 headers["X-Request-ID"] = {**_HEADER, "description": "Request id (yours if sane, else generated)."}

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from banatie.errors import closest
+from banatie.timefmt import iso
 
 _JSON_TYPE_NAMES = {
     str: "string", bool: "boolean", int: "integer", float: "number",
@@ -120,3 +121,34 @@ class StrictChoiceField(serializers.ChoiceField):
         if data not in self.choice_strings_to_values:
             self.fail("invalid_choice", input=data, allowed=", ".join(self.choice_strings_to_values))
         return self.choice_strings_to_values[data]
+
+
+# --- output ----------------------------------------------------------------------------
+
+class IsoDateTimeField(serializers.DateTimeField):
+    """Renders the one wire format for instants (banatie.timefmt.iso)."""
+
+    def __init__(self, *, timespec: str = "milliseconds", **kwargs: Any) -> None:
+        self.timespec = timespec
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        return iso(value, timespec=self.timespec)
+
+
+class OutputSerializer(serializers.Serializer):
+    """Renders a response body. Optional parts of the documented bodies are left out
+    rather than sent as null: ``omit_when_empty`` (falsy values) and ``omit_when_none``."""
+
+    omit_when_empty: tuple[str, ...] = ()
+    omit_when_none: tuple[str, ...] = ()
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        for name in self.omit_when_empty:
+            if not data.get(name):
+                data.pop(name, None)
+        for name in self.omit_when_none:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data

@@ -28,7 +28,6 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-debug-only-key"
 ENVIRONMENT = env_str("ENVIRONMENT", "development" if DEBUG else "production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
-PORT = env_int("PORT", 3000, minimum=1, maximum=65535)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +41,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "apps.keys",
+    "apps.jobs",
     "apps.generation",
     "apps.prompts",
 ]
@@ -181,7 +181,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.2, "in
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
-    "sweep-jobs": {"task": "jobs.sweep", "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": SWEEP_INTERVAL_SECONDS}},
+    # apps.jobs.task_names.JOB_SWEEP (settings import no app; a test keeps the two equal).
+    "sweep-jobs": {"task": "jobs.job_sweep", "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": SWEEP_INTERVAL_SECONDS}},
 }
 # A running job keeps going if the broker connection drops: its outcome goes to the
 # database, and a duplicate delivery later finds the job claimed or finished.
@@ -310,9 +311,9 @@ SPECTACULAR_SETTINGS = {
     ],
     "PREPROCESSING_HOOKS": ["banatie.openapi.only_api_routes"],
     "ENUM_NAME_OVERRIDES": {
-        "ImageAspectRatioEnum": "apps.prompts.templates.IMAGE_ASPECT_RATIOS",
-        "EnhanceAspectRatioEnum": "apps.prompts.templates.ENHANCE_ASPECT_RATIOS",
-        "TemplateEnum": "apps.prompts.templates.TEMPLATES",
-        "JobStatusEnum": "apps.generation.models.Job.Status",
+        "ImageAspectRatioEnum": "workers.providers.templates.IMAGE_ASPECT_RATIOS",
+        "EnhanceAspectRatioEnum": "workers.providers.templates.ENHANCE_ASPECT_RATIOS",
+        "TemplateEnum": "workers.providers.templates.TEMPLATES",
+        "JobStatusEnum": "apps.jobs.models.Job.Status",
     },
 }

@@ -12,9 +12,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from banatie.errors import RouteNotFound, closest
-from banatie.health import check_database, check_redis, check_worker
+from banatie.health import active_provider_name, check_database, check_redis, check_worker
 from banatie.timefmt import iso
-from workers.providers import active_provider_name
 
 STARTED_AT = time.monotonic()
 

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from apps.generation.models import Job
-from apps.prompts.templates import TEMPLATES
+from apps.jobs.models import Job
+from workers.providers.templates import TEMPLATES
 from tests.conftest import GEMINI_TEST_KEY, auth, poll_job
 from tests.gemini_emulator import Reply
 

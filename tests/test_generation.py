@@ -10,8 +10,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from apps.generation.models import Job
-from apps.prompts.templates import IMAGE_ASPECT_RATIOS
+from apps.jobs.models import Job
+from workers.providers.templates import IMAGE_ASPECT_RATIOS
 from tests.conftest import GEMINI_TEST_KEY, auth, poll_job
 from tests.gemini_emulator import Reply, decode_inline_parts
 

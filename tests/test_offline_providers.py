@@ -9,7 +9,7 @@ import io
 import pytest
 from PIL import Image
 
-from apps.prompts.templates import (
+from workers.providers.templates import (
     DEFAULT_TEMPLATE,
     ENHANCE_ASPECT_RATIOS,
     IMAGE_ASPECT_RATIOS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.urls import get_resolver
+from django.urls import URLResolver, get_resolver
 
 # The two documentation routes serve the schema itself; everything else must be in it.
 SELF_DOCUMENTING = {"/api/schema", "/api/docs"}
@@ -13,12 +13,19 @@ SELF_DOCUMENTING = {"/api/schema", "/api/docs"}
 
 def urlconf_routes() -> set[str]:
     routes = set()
-    for pattern in get_resolver().url_patterns:
-        regex = getattr(pattern.pattern, "_regex", None) or str(pattern.pattern)
-        path = "/" + regex.strip("^$").replace("/?", "").replace("(?P<path>.+)", "{path}")
-        path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", path)
-        if path.startswith("/api/") or path == "/health":
-            routes.add(path.rstrip("/"))
+
+    def walk(patterns, prefix: str) -> None:  # type: ignore[no-untyped-def]
+        for pattern in patterns:
+            regex = prefix + (getattr(pattern.pattern, "_regex", None) or str(pattern.pattern)).strip("^$")
+            if isinstance(pattern, URLResolver):  # an app's urls, included
+                walk(pattern.url_patterns, regex)
+                continue
+            path = "/" + regex.replace("/?", "").replace("(?P<path>.+)", "{path}")
+            path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", path)
+            if path.startswith("/api/") or path == "/health":
+                routes.add(path.rstrip("/"))
+
+    walk(get_resolver().url_patterns, "")
     return routes - SELF_DOCUMENTING
 
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from apps.generation.models import Job
-from apps.generation.services import job_claim, job_run, job_sweep
+from apps.jobs.models import Job
+from apps.jobs.services import job_claim, job_run, job_sweep
 from tests.conftest import auth, poll_job
 from tests.gemini_emulator import Reply
 

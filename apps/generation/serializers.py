@@ -5,15 +5,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.generation.models import Job
-from apps.prompts.serializers import EnhancementOptionsSerializer, PromptEnhancementOutputSerializer, prompt_field
-from apps.prompts.templates import IMAGE_ASPECT_RATIOS
+from apps.jobs.models import Job
+from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
 from banatie.serializers import (
-    StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
+    OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
 )
+from workers.providers.templates import IMAGE_ASPECT_RATIOS, TEMPLATES
 
 FILENAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
@@ -30,6 +31,12 @@ def filename_field() -> StrictCharField:
     )
 
 
+class EnhancementOptionsSerializer(StyleOptionsSerializer):
+    """autoEnhance's options: a template and the style options."""
+
+    template = StrictChoiceField(choices=TEMPLATES, required=False)
+
+
 class MetaSerializer(StrictSerializer):
     tags = serializers.ListField(child=StrictCharField(max_length=50), max_length=20, required=False)
 
@@ -37,10 +44,11 @@ class MetaSerializer(StrictSerializer):
 class TextToImageInputSerializer(StrictSerializer):
     prompt = prompt_field(min_length=3, max_length=2000)
     filename = filename_field()
-    aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1")
-    autoEnhance = StrictBooleanField(required=False, default=True)
-    enhancementOptions = EnhancementOptionsSerializer(required=False)
-    meta = MetaSerializer(required=False)
+    aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1", source="aspect_ratio")
+    autoEnhance = StrictBooleanField(required=False, default=True, source="auto_enhance")
+    enhancementOptions = EnhancementOptionsSerializer(required=False, source="enhancement_options")
+    # Its tags are merged into the validated data (source="*"): tags=[...].
+    meta = MetaSerializer(required=False, source="*")
 
 
 @extend_schema_field({"type": "string", "description": "A JSON object as text, e.g. {\"template\": \"comic\"}."})
@@ -75,9 +83,9 @@ class GenerateInputSerializer(StrictSerializer):
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=False), required=False, default=list,
     )
-    aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1")
-    autoEnhance = StrictBooleanField(required=False, default=False)
-    enhancementOptions = JsonObjectField(EnhancementOptionsSerializer, required=False)
+    aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1", source="aspect_ratio")
+    autoEnhance = StrictBooleanField(required=False, default=False, source="auto_enhance")
+    enhancementOptions = JsonObjectField(EnhancementOptionsSerializer, required=False, source="enhancement_options")
 
     def validate_files(self, files: list) -> list:
         if len(files) > settings.MAX_UPLOAD_FILES:
@@ -87,58 +95,51 @@ class GenerateInputSerializer(StrictSerializer):
         return files
 
 
-# --- response shapes -------------------------------------------------------------------
+# --- output: rendered from the generation job (its stored result) ------------------------
 
-class GenerationDataOutputSerializer(serializers.Serializer):
-    filename = serializers.CharField(help_text="The name you asked for, with the image's extension.")
-    filepath = serializers.CharField(help_text="The storage key: <project>/<yyyy>/<mm>/<random>-<filename>.<ext>.")
-    url = serializers.URLField(help_text="Absolute URL of the image (GET /api/images/<filepath>).")
-    description = serializers.CharField(allow_blank=True, help_text="The model's text about the image.")
+class PromptEnhancementOutputSerializer(OutputSerializer):
+    originalPrompt = serializers.CharField()
+    enhancedPrompt = serializers.CharField()
+    detectedLanguage = serializers.CharField()
+    appliedTemplate = serializers.CharField()
+    enhancements = serializers.ListField(child=serializers.CharField())
+    provider = serializers.CharField()
     model = serializers.CharField()
-    generatedAt = serializers.DateTimeField()
-    jobId = serializers.UUIDField()
-    provider = serializers.ChoiceField(choices=["gemini", "offline"])
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    contentType = serializers.ChoiceField(choices=["image/png", "image/jpeg", "image/webp"])
-    promptEnhancement = PromptEnhancementOutputSerializer(required=False, help_text="Present when autoEnhance ran.")
 
 
-class GenerationOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    message = serializers.CharField()
-    data = GenerationDataOutputSerializer()
+class GenerationDataOutputSerializer(OutputSerializer):
+    omit_when_empty = ("promptEnhancement",)
+
+    filename = serializers.CharField(source="result.filename",
+                                     help_text="The name you asked for, with the image's extension.")
+    filepath = serializers.CharField(source="result.storageKey",
+                                     help_text="The storage key: <project>/<yyyy>/<mm>/<random>-<filename>.<ext>.")
+    url = serializers.SerializerMethodField(help_text="Absolute URL of the image (GET /api/images/<filepath>).")
+    description = serializers.CharField(source="result.description", allow_blank=True,
+                                        help_text="The model's text about the image.")
+    model = serializers.CharField(source="result.model")
+    generatedAt = serializers.DateTimeField(source="result.generatedAt")
+    jobId = serializers.UUIDField(source="id")
+    provider = serializers.ChoiceField(source="result.provider", choices=["gemini", "offline"])
+    width = serializers.IntegerField(source="result.width")
+    height = serializers.IntegerField(source="result.height")
+    contentType = serializers.ChoiceField(source="result.contentType",
+                                          choices=["image/png", "image/jpeg", "image/webp"])
+    promptEnhancement = PromptEnhancementOutputSerializer(source="result.promptEnhancement", required=False,
+                                                          help_text="Present when autoEnhance ran.")
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, job: Job) -> str:
+        return self.context["request"].build_absolute_uri(f"/api/images/{job.result['storageKey']}")
 
 
-class JobAcceptedOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    message = serializers.CharField()
-    jobId = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=Job.Status.values)
-    statusUrl = serializers.CharField()
+class GenerationOutputSerializer(OutputSerializer):
+    success = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+    data = GenerationDataOutputSerializer(source="*")
 
+    def get_success(self, job: Job) -> bool:
+        return True
 
-class JobErrorOutputSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    status = serializers.IntegerField(help_text="The HTTP status the synchronous call answered with.")
-    error = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.DictField(required=False)
-    retryAfter = serializers.IntegerField(required=False)
-
-
-class JobDetailOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    jobId = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=Job.Kind.values)
-    status = serializers.ChoiceField(choices=Job.Status.values)
-    attempts = serializers.IntegerField()
-    createdAt = serializers.DateTimeField()
-    startedAt = serializers.DateTimeField(allow_null=True)
-    finishedAt = serializers.DateTimeField(allow_null=True)
-    statusUrl = serializers.CharField()
-    data = serializers.DictField(
-        required=False, help_text="When succeeded: the `data` of /api/text-to-image and /api/generate, or the "
-                                  "/api/enhance result."
-    )
-    error = JobErrorOutputSerializer(required=False)
+    def get_message(self, job: Job) -> str:
+        return "Image generated successfully"

@@ -8,7 +8,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from workers.images import EXTENSIONS
+from apps.generation.images import EXTENSIONS
 
 UPLOADS_PREFIX = "_uploads/"  # reference images: never served by /api/images
 # What a servable key looks like: path segments of safe characters ending in an image name.

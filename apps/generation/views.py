@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified
@@ -13,48 +12,31 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.generation.errors import ImageNotFound
-from apps.generation.idempotency import idempotency_from
-from apps.generation.responses import JobEndpointMixin, job_detail, respond_with_job
-from apps.generation.selectors import job_get_for_key
-from apps.generation.serializers import (
-    GenerateInputSerializer, GenerationOutputSerializer, JobAcceptedOutputSerializer, JobDetailOutputSerializer,
-    TextToImageInputSerializer,
-)
+from apps.generation.serializers import GenerateInputSerializer, GenerationOutputSerializer, TextToImageInputSerializer
 from apps.generation.services import generation_create
 from apps.generation.storage import SERVABLE_KEY, content_type_for
-from apps.prompts.serializers import options_to_python
+from apps.jobs.idempotency import idempotency_from
+from apps.jobs.responders import respond_with_job
+from apps.jobs.serializers import JobAcceptedOutputSerializer
+from apps.jobs.views import JobCreateView
 from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
-
-
-class JobDetailView(APIView):
-    @extend_schema(
-        operation_id="job_retrieve", tags=["jobs"], summary="Status and result of a job",
-        parameters=[OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")],
-        responses={200: JobDetailOutputSerializer, **errors(401, 404, 405, 500)},
-    )
-    def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
-        job = job_get_for_key(key=request.auth, job_id=jobId)
-        return Response(job_detail(job, request))
-
 
 _GENERATION_RESPONSES = {200: GenerationOutputSerializer, 202: JobAcceptedOutputSerializer,
                          **errors(*JOB_ENDPOINT_ERRORS)}
 
 
-class TextToImageView(JobEndpointMixin, APIView):
+class TextToImageView(JobCreateView):
     @extend_schema(operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
                    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
                    responses=_GENERATION_RESPONSES)
     def post(self, request: Request) -> Response:
         body = TextToImageInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        job = generation_create(
-            key=request.auth, idempotency=idempotency_from(request), **_generation_args(body.validated_data)
-        )
-        return respond_with_job(request, job)
+        created = generation_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
+        return respond_with_job(request, created)
 
 
-class GenerateView(JobEndpointMixin, APIView):
+class GenerateView(JobCreateView):
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(operation_id="generate_create", tags=["generation"],
@@ -64,24 +46,8 @@ class GenerateView(JobEndpointMixin, APIView):
     def post(self, request: Request) -> Response:
         body = GenerateInputSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        job = generation_create(
-            key=request.auth, files=body.validated_data.get("files", []), idempotency=idempotency_from(request),
-            **_generation_args(body.validated_data),
-        )
-        return respond_with_job(request, job)
-
-
-def _generation_args(data: dict[str, Any]) -> dict[str, Any]:
-    options = dict(data.get("enhancementOptions") or {})
-    return {
-        "prompt": data["prompt"],
-        "filename": data["filename"],
-        "aspect_ratio": data["aspectRatio"],
-        "auto_enhance": data["autoEnhance"],
-        "template": options.pop("template", None),
-        "options": options_to_python(options),
-        "tags": (data.get("meta") or {}).get("tags"),
-    }
+        created = generation_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
+        return respond_with_job(request, created)
 
 
 class ImageView(APIView):

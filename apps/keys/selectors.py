@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import QuerySet
 
 from apps.keys.errors import KeyNotFound
 from apps.keys.models import ApiKey
+from banatie.lookups import get_by_uuid
 
 
 def key_list() -> QuerySet[ApiKey]:
@@ -15,11 +14,4 @@ def key_list() -> QuerySet[ApiKey]:
 
 def key_get(*, key_id: str) -> ApiKey:
     """A malformed id is the same 404 as an unknown one."""
-    try:
-        pk = uuid.UUID(str(key_id))
-    except ValueError:
-        raise KeyNotFound() from None
-    key = ApiKey.objects.filter(pk=pk).first()
-    if key is None:
-        raise KeyNotFound()
-    return key
+    return get_by_uuid(ApiKey.objects.all(), key_id, not_found=KeyNotFound)

@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from apps.keys.models import ApiKey
+from apps.keys.services import MintedKey
+from apps.keys.throttling import RateState, rate_limited_routes
 from banatie.serializers import (
-    StrictCharField,
-    StrictChoiceField,
-    StrictIntegerField,
-    StrictSerializer,
+    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictIntegerField, StrictSerializer,
 )
-from banatie.timefmt import iso as _iso
 
 MAX_EXPIRY_DAYS = 3650
 
@@ -22,106 +22,134 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 class KeyCreateInputSerializer(StrictSerializer):
     read_only_names = ("id", "apiKey", "scopes", "createdAt", "expiresAt", "isActive", "lastUsedAt", "createdBy")
 
-    type = StrictChoiceField(choices=ApiKey.Type.values)
-    projectId = StrictCharField(required=False, allow_null=True, max_length=100)
-    organizationId = StrictCharField(required=False, allow_null=True, max_length=100)
+    type = StrictChoiceField(choices=ApiKey.Type.values, source="key_type")
+    projectId = StrictCharField(required=False, allow_null=True, max_length=100, source="project_id")
+    organizationId = StrictCharField(required=False, allow_null=True, max_length=100, source="organization_id")
     name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
     expiresInDays = StrictIntegerField(
-        required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS,
+        required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS, source="expires_in_days",
         help_text="Days until expiry (1-3650). Project keys default to 90; master keys never expire unless set.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        project_id = attrs.get("projectId")
-        if attrs["type"] == ApiKey.Type.PROJECT:
+        project_id = attrs.get("project_id")
+        if attrs["key_type"] == ApiKey.Type.PROJECT:
             if not project_id:
                 raise serializers.ValidationError({"projectId": ["projectId is required for project keys."]})
-            if "expiresInDays" in attrs and attrs["expiresInDays"] is None:
+            if "expires_in_days" in attrs and attrs["expires_in_days"] is None:
                 raise serializers.ValidationError(
                     {"expiresInDays": ["Project keys must expire: give 1-3650 days or leave it out for 90."]}
                 )
         elif project_id:
             raise serializers.ValidationError({"projectId": ["Master keys are not tied to a project; leave projectId out."]})
-        for name in ("projectId", "organizationId"):
+        for name, wire in (("project_id", "projectId"), ("organization_id", "organizationId")):
             value = attrs.get(name)
             if value and not re.match(ID_PATTERN, value):
                 raise serializers.ValidationError(
-                    {name: ["Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
+                    {wire: ["Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
                 )
         return attrs
 
 
-def key_metadata(key: ApiKey) -> dict[str, Any]:
+# --- output ----------------------------------------------------------------------------
+
+SAVE_MESSAGE = "IMPORTANT: Save this key securely. You will not see it again!"
+
+
+class KeyMetadataOutputSerializer(OutputSerializer):
     """The public view of a key: everything but the secret, which is never stored."""
-    return {
-        "id": str(key.id),
-        "type": key.key_type,
-        "projectId": key.project_id,
-        "organizationId": key.organization_id,
-        "name": key.name,
-        "prefix": f"bnt_{key.prefix}",
-        "scopes": key.scopes,
-        "isActive": key.is_active,
-        "createdAt": _iso(key.created_at),
-        "expiresAt": _iso(key.expires_at),
-        "revokedAt": _iso(key.revoked_at),
-        "lastUsedAt": _iso(key.last_used_at),
-        "createdBy": str(key.created_by_id) if key.created_by_id else None,
-    }
 
-
-# --- response shapes (documentation: the views return key_metadata() dicts) -------------
-
-class KeyMetadataOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    type = serializers.ChoiceField(choices=ApiKey.Type.values)
-    projectId = serializers.CharField(allow_null=True)
-    organizationId = serializers.CharField(allow_null=True)
+    type = serializers.ChoiceField(source="key_type", choices=ApiKey.Type.values)
+    projectId = serializers.CharField(source="project_id", allow_null=True)
+    organizationId = serializers.CharField(source="organization_id", allow_null=True)
     name = serializers.CharField(allow_blank=True)
-    prefix = serializers.CharField(help_text="Public part of the key, safe to show.")
+    prefix = serializers.SerializerMethodField(help_text="Public part of the key, safe to show.")
     scopes = serializers.ListField(child=serializers.CharField())
-    isActive = serializers.BooleanField()
-    createdAt = serializers.DateTimeField()
-    expiresAt = serializers.DateTimeField(allow_null=True)
-    revokedAt = serializers.DateTimeField(allow_null=True)
-    lastUsedAt = serializers.DateTimeField(allow_null=True)
-    createdBy = serializers.UUIDField(allow_null=True)
+    isActive = serializers.BooleanField(source="is_active")
+    createdAt = IsoDateTimeField(source="created_at")
+    expiresAt = IsoDateTimeField(source="expires_at", allow_null=True)
+    revokedAt = IsoDateTimeField(source="revoked_at", allow_null=True)
+    lastUsedAt = IsoDateTimeField(source="last_used_at", allow_null=True)
+    createdBy = serializers.UUIDField(source="created_by_id", allow_null=True)
+
+    def get_prefix(self, key: ApiKey) -> str:
+        return f"bnt_{key.prefix}"
 
 
-class KeyCreateOutputSerializer(serializers.Serializer):
-    apiKey = serializers.CharField(help_text="The key itself. Shown once; store it now.")
-    metadata = KeyMetadataOutputSerializer()
-    message = serializers.CharField()
+class KeyCreateOutputSerializer(OutputSerializer):
+    """Rendered from a MintedKey: the only time the plaintext is ever sent."""
+
+    apiKey = serializers.CharField(source="plaintext", help_text="The key itself. Shown once; store it now.")
+    metadata = KeyMetadataOutputSerializer(source="key")
+    message = serializers.SerializerMethodField()
+
+    def get_message(self, minted: MintedKey) -> str:
+        return SAVE_MESSAGE
 
 
 class BootstrapOutputSerializer(KeyCreateOutputSerializer):
-    type = serializers.CharField()
-    name = serializers.CharField()
-    expiresAt = serializers.DateTimeField(allow_null=True)
+    type = serializers.CharField(source="key.key_type")
+    name = serializers.CharField(source="key.name")
+    expiresAt = IsoDateTimeField(source="key.expires_at", allow_null=True)
 
 
-class KeyListOutputSerializer(serializers.Serializer):
-    keys = KeyMetadataOutputSerializer(many=True)
-    total = serializers.IntegerField()
+class KeyListOutputSerializer(OutputSerializer):
+    """Rendered from the list of keys."""
+
+    keys = KeyMetadataOutputSerializer(many=True, source="*")
+    total = serializers.SerializerMethodField()
+
+    def get_total(self, keys: list[ApiKey]) -> int:
+        return len(keys)
 
 
-class KeyRevokeOutputSerializer(serializers.Serializer):
-    message = serializers.CharField()
-    keyId = serializers.UUIDField()
-    metadata = KeyMetadataOutputSerializer()
+class KeyRevokeOutputSerializer(OutputSerializer):
+    """Rendered from the revoked key."""
+
+    message = serializers.SerializerMethodField()
+    keyId = serializers.UUIDField(source="id")
+    metadata = KeyMetadataOutputSerializer(source="*")
+
+    def get_message(self, key: ApiKey) -> str:
+        return "API key revoked successfully"
 
 
-class RateLimitOutputSerializer(serializers.Serializer):
-    rate = serializers.CharField()
+class RateLimitOutputSerializer(OutputSerializer):
+    """Rendered from the key's RateState."""
+
+    rate = serializers.SerializerMethodField()
     limit = serializers.IntegerField()
-    used = serializers.IntegerField()
+    used = serializers.SerializerMethodField()
     remaining = serializers.IntegerField()
-    resetAt = serializers.DateTimeField()
-    appliesTo = serializers.ListField(child=serializers.CharField())
+    resetAt = IsoDateTimeField(source="reset_at", timespec="seconds")
+    appliesTo = serializers.SerializerMethodField()
+
+    def get_rate(self, state: RateState) -> str:
+        return settings.BANATIE_RATE_LIMIT
+
+    def get_used(self, state: RateState) -> int:
+        return min(state.used, state.limit)
+
+    def get_appliesTo(self, state: RateState) -> list[str]:  # noqa: N802 - the wire name
+        return list(rate_limited_routes())
 
 
-class MeOutputSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
+@dataclass(frozen=True)
+class Me:
+    key: ApiKey
+    rate_limit: RateState | None
+    rate_limit_error: str | None = None
+
+
+class MeOutputSerializer(OutputSerializer):
+    omit_when_none = ("rateLimitError",)
+
+    success = serializers.SerializerMethodField()
     key = KeyMetadataOutputSerializer()
-    rateLimit = RateLimitOutputSerializer(allow_null=True, help_text="null when the counter store is unreachable.")
-    rateLimitError = serializers.CharField(required=False)
+    rateLimit = RateLimitOutputSerializer(source="rate_limit", allow_null=True,
+                                          help_text="null when the counter store is unreachable.")
+    rateLimitError = serializers.CharField(source="rate_limit_error", required=False, allow_null=True)
+
+    def get_success(self, me: Me) -> bool:
+        return True

@@ -59,7 +59,6 @@ def key_create(
     organization_id: str | None = None,
     name: str = "",
     expires_in_days: int | None = None,
-    no_expiry: bool = False,
     created_by: ApiKey | None = None,
 ) -> MintedKey:
     """Mint a key. Project keys expire in 90 days unless told otherwise; master keys never
@@ -67,7 +66,7 @@ def key_create(
     now = timezone.now()
     if expires_in_days is not None:
         expires_at = now + timedelta(days=expires_in_days)
-    elif key_type == ApiKey.Type.PROJECT and not no_expiry:
+    elif key_type == ApiKey.Type.PROJECT:
         expires_at = now + timedelta(days=PROJECT_KEY_DAYS)
     else:
         expires_at = None

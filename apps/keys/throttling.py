@@ -1,26 +1,28 @@
 """The per-key hourly budget shared by /api/generate, /api/text-to-image, /api/enhance.
 
 Counting is django-ratelimit's (fixed window in the Redis cache); this module turns its
-usage into DRF throttle behaviour and the X-RateLimit-* headers.
+usage into DRF throttle behaviour (KeyRateThrottle) and, for the views that use it
+(RateLimitedView), the 429 answer and the X-RateLimit-* headers.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.http.response import HttpResponseBase
+from django.urls import URLResolver, get_resolver
 from django.utils import timezone
 from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
-
-if TYPE_CHECKING:
-    from rest_framework.views import APIView
+from rest_framework.views import APIView
 
 from apps.keys.errors import RateLimiterUnavailable, RateLimitExceeded
+from banatie.timefmt import iso
 
 RATE_GROUP = "banatie.generation"
 
@@ -45,7 +47,7 @@ class RateState:
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": self.reset_at.isoformat().replace("+00:00", "Z"),
+            "X-RateLimit-Reset": iso(self.reset_at, timespec="seconds"),
         }
 
 
@@ -71,31 +73,76 @@ def rate_state(request: Request, *, increment: bool) -> RateState:
 
 
 class KeyRateThrottle(BaseThrottle):
-    """Counts the request against its key; over budget → 429 with Retry-After."""
+    """DRF's throttle contract: allow_request() counts the request against its key (unless
+    the view says this one is free) and answers False over budget; wait() is the seconds
+    until the window resets. ``state`` is the key's budget as this request left it."""
+
+    def __init__(self) -> None:
+        self.state: RateState | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        # A view may exempt a request (an idempotent replay was already paid for).
-        counts = getattr(view, "counts_against_limit", None)
-        state = rate_state(request, increment=counts(request) if counts else True)
-        request._request.rate_state = state  # for the response headers
-        if state.exceeded:
-            wait = state.seconds_left  # already at least 1
-            raise RateLimitExceeded(
-                f"This key has used its {state.limit} requests for the current window "
-                f"({settings.BANATIE_RATE_LIMIT}); the window resets in {wait} s.",
-                headers={"Retry-After": str(wait), **state.headers()},
-                details={"limit": state.limit, "rate": settings.BANATIE_RATE_LIMIT, "retryAfter": wait},
-            )
+        charge = view.charges_rate_limit(request) if isinstance(view, RateLimitedView) else True
+        self.state = rate_state(request, increment=charge)
+        return not self.state.exceeded
+
+    def wait(self) -> float | None:
+        return self.state.seconds_left if self.state else None  # already at least 1
+
+
+class RateLimitedView(APIView):
+    """A view on the per-key budget: the one place that counts the request, answers 429
+    with the budget, and adds X-RateLimit-* to every response of the view, errors included."""
+
+    throttle_classes = [KeyRateThrottle]
+    rate_throttle: KeyRateThrottle | None = None
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        # Keep this request's throttle (a view instance serves one request): its state
+        # feeds the 429 body and the headers.
+        self.rate_throttle = KeyRateThrottle()
+        return [self.rate_throttle]
+
+    def charges_rate_limit(self, request: Request) -> bool:
+        """Whether this request counts against the budget; views may exempt some."""
         return True
 
+    def throttled(self, request: Request, wait: float | None) -> None:
+        state = self.rate_throttle.state if self.rate_throttle else None
+        if state is None:  # pragma: no cover - DRF calls this only after allow_request() said no
+            raise RateLimitExceeded()
+        raise RateLimitExceeded(
+            f"This key has used its {state.limit} requests for the current window "
+            f"({settings.BANATIE_RATE_LIMIT}); the window resets in {state.seconds_left} s.",
+            headers={"Retry-After": str(state.seconds_left), **state.headers()},
+            details={"limit": state.limit, "rate": settings.BANATIE_RATE_LIMIT, "retryAfter": state.seconds_left},
+        )
 
-class RateLimitHeadersMixin:
-    """Adds X-RateLimit-* to every response of a rate-limited view, errors included."""
-
-    def finalize_response(self, request, response, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any, **kwargs: Any
+                          ) -> HttpResponseBase:
         response = super().finalize_response(request, response, *args, **kwargs)
-        state = getattr(request._request if hasattr(request, "_request") else request, "rate_state", None)
+        state = self.rate_throttle.state if self.rate_throttle else None
         if state is not None:
             for name, value in state.headers().items():
                 response[name] = value
         return response
+
+
+@functools.cache
+def rate_limited_routes() -> tuple[str, ...]:
+    """"METHOD /path" of every route served by a RateLimitedView, read from the URL conf
+    so the list /api/me shows cannot drift from the code."""
+    found: list[str] = []
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            regex = prefix + str(pattern.pattern).strip("^$").replace("/?", "")
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, regex)
+                continue
+            view = getattr(pattern.callback, "cls", None)
+            if view is not None and issubclass(view, RateLimitedView):
+                methods = [m.upper() for m in view.http_method_names if m != "options" and hasattr(view, m)]
+                found.extend(f"{method} /{regex}" for method in methods)
+
+    walk(get_resolver().url_patterns, "")
+    return tuple(found)

@@ -1,54 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
-from apps.prompts.templates import ENHANCE_ASPECT_RATIOS, OUTPUT_FORMATS, TEMPLATES
-from banatie.serializers import StrictCharField, StrictChoiceField, StrictSerializer
-
-PROMPT_REQUIRED = {"required": "Prompt is required", "blank": "Prompt is required", "null": "Prompt is required"}
-
-
-def prompt_field(*, min_length: int, max_length: int) -> StrictCharField:
-    return StrictCharField(
-        min_length=min_length, max_length=max_length, trim_whitespace=True,
-        error_messages={
-            **PROMPT_REQUIRED,
-            "min_length": f"Prompt must be at least {min_length} characters.",
-            "max_length": f"Prompt must be at most {max_length} characters.",
-        },
-    )
+from apps.jobs.models import Job
+from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
+from banatie.serializers import OutputSerializer, StrictChoiceField, StrictSerializer
+from workers.providers.templates import ENHANCE_ASPECT_RATIOS, TEMPLATES
 
 
-class _StyleOptionsSerializer(StrictSerializer):
-    """Options shared by /api/enhance `options` and the generate endpoints' enhancementOptions."""
-
-    mood = StrictCharField(required=False, allow_blank=True, max_length=200)
-    lighting = StrictCharField(required=False, allow_blank=True, max_length=200)
-    cameraAngle = StrictCharField(required=False, allow_blank=True, max_length=200)
-    outputFormat = StrictChoiceField(choices=OUTPUT_FORMATS, required=False)
-    negativePrompts = serializers.ListField(
-        child=StrictCharField(max_length=100), required=False, max_length=20,
-    )
-
-
-class EnhanceOptionsSerializer(_StyleOptionsSerializer):
-    imageStyle = StrictChoiceField(choices=TEMPLATES, required=False)
-    aspectRatio = StrictChoiceField(choices=ENHANCE_ASPECT_RATIOS, required=False)
-
-
-class EnhancementOptionsSerializer(_StyleOptionsSerializer):
-    template = StrictChoiceField(choices=TEMPLATES, required=False)
-
-
-def options_to_python(options: dict[str, Any]) -> dict[str, Any]:
-    """camelCase wire options → the snake_case keys providers take (template excluded)."""
-    names = {
-        "imageStyle": "image_style", "aspectRatio": "aspect_ratio", "mood": "mood", "lighting": "lighting",
-        "cameraAngle": "camera_angle", "outputFormat": "output_format", "negativePrompts": "negative_prompts",
-    }
-    return {names[k]: v for k, v in options.items() if k in names}
+class EnhanceOptionsSerializer(StyleOptionsSerializer):
+    imageStyle = StrictChoiceField(choices=TEMPLATES, required=False, source="image_style")
+    aspectRatio = StrictChoiceField(choices=ENHANCE_ASPECT_RATIOS, required=False, source="aspect_ratio")
 
 
 class EnhanceInputSerializer(StrictSerializer):
@@ -56,19 +18,9 @@ class EnhanceInputSerializer(StrictSerializer):
     options = EnhanceOptionsSerializer(required=False)
 
 
-# --- response shapes -------------------------------------------------------------------
+# --- output: rendered from the enhancement job's stored result ---------------------------
 
-class PromptEnhancementOutputSerializer(serializers.Serializer):
-    originalPrompt = serializers.CharField()
-    enhancedPrompt = serializers.CharField()
-    detectedLanguage = serializers.CharField()
-    appliedTemplate = serializers.CharField()
-    enhancements = serializers.ListField(child=serializers.CharField())
-    provider = serializers.CharField()
-    model = serializers.CharField()
-
-
-class EnhanceMetadataOutputSerializer(serializers.Serializer):
+class EnhanceMetadataOutputSerializer(OutputSerializer):
     style = serializers.CharField()
     aspectRatio = serializers.CharField(allow_null=True)
     enhancements = serializers.ListField(child=serializers.CharField())
@@ -76,7 +28,9 @@ class EnhanceMetadataOutputSerializer(serializers.Serializer):
     model = serializers.CharField()
 
 
-class EnhanceResultOutputSerializer(serializers.Serializer):
+class EnhanceResultOutputSerializer(OutputSerializer):
+    """The /api/enhance result, as stored on the job (and shown as a job's `data`)."""
+
     originalPrompt = serializers.CharField()
     enhancedPrompt = serializers.CharField()
     detectedLanguage = serializers.CharField()
@@ -84,6 +38,16 @@ class EnhanceResultOutputSerializer(serializers.Serializer):
     metadata = EnhanceMetadataOutputSerializer()
 
 
-class EnhanceOutputSerializer(EnhanceResultOutputSerializer):
-    success = serializers.BooleanField()
-    jobId = serializers.UUIDField()
+class EnhanceOutputSerializer(OutputSerializer):
+    """The synchronous 200 of /api/enhance: the result, plus success and jobId."""
+
+    success = serializers.SerializerMethodField()
+    originalPrompt = serializers.CharField(source="result.originalPrompt")
+    enhancedPrompt = serializers.CharField(source="result.enhancedPrompt")
+    detectedLanguage = serializers.CharField(source="result.detectedLanguage")
+    appliedTemplate = serializers.CharField(source="result.appliedTemplate")
+    metadata = EnhanceMetadataOutputSerializer(source="result.metadata")
+    jobId = serializers.UUIDField(source="id")
+
+    def get_success(self, job: Job) -> bool:
+        return True

@@ -5,36 +5,38 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from apps.generation.models import Job
-from apps.generation.idempotency import idempotency_from
-from apps.generation.responses import JobEndpointMixin, respond_with_job
-from apps.generation.services import job_create
-from apps.generation.serializers import JobAcceptedOutputSerializer
-from apps.prompts.serializers import EnhanceInputSerializer, EnhanceOutputSerializer, options_to_python
+from apps.jobs.idempotency import idempotency_from
+from apps.jobs.responders import respond_with_job
+from apps.jobs.serializers import JobAcceptedOutputSerializer
+from apps.jobs.views import JobCreateView
+from apps.prompts.serializers import EnhanceInputSerializer, EnhanceOutputSerializer
+from apps.prompts.services import enhancement_create
+from banatie.errors import translate
 from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
 
 
-class EnhanceView(JobEndpointMixin, APIView):
+class EnhanceView(JobCreateView):
+    # The prompt as sent, once the body was parsed: error bodies of this endpoint repeat it,
+    # as the reference shows.
+    prompt_sent: str | None = None
+
     @extend_schema(
         operation_id="enhance_create", tags=["generation"], summary="Enhance a prompt",
         request=EnhanceInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
         responses={200: EnhanceOutputSerializer, 202: JobAcceptedOutputSerializer, **errors(*JOB_ENDPOINT_ERRORS)},
     )
     def post(self, request: Request) -> Response:
-        body = EnhanceInputSerializer(data=request.data, context={"request": request})
+        data = request.data
+        prompt = data.get("prompt") if isinstance(data, dict) else None
+        self.prompt_sent = prompt if isinstance(prompt, str) else None
+        body = EnhanceInputSerializer(data=data, context={"request": request})
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        job = job_create(
-            key=request.auth, kind=Job.Kind.ENHANCEMENT,
-            request={"prompt": data["prompt"], "options": options_to_python(data.get("options", {}))},
-            idempotency=idempotency_from(request),
-        )
-        return respond_with_job(request, job)
+        created = enhancement_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
+        return respond_with_job(request, created)
 
-    def error_extra(self, request: Request) -> dict[str, Any]:
-        """Error bodies of this endpoint repeat the prompt, as the reference shows."""
-        data = request.data if isinstance(getattr(request, "_full_data", None), dict) else {}
-        prompt = data.get("prompt")
-        return {"originalPrompt": prompt} if isinstance(prompt, str) else {}
+    def handle_exception(self, exc: Exception) -> Any:
+        err = translate(exc, self.get_exception_handler_context())
+        if self.prompt_sent is not None:
+            err.extra["originalPrompt"] = self.prompt_sent
+        return super().handle_exception(err)

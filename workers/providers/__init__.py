@@ -2,17 +2,14 @@
 Read at call time, so a settings change (or a test fixture) takes effect at once."""
 from __future__ import annotations
 
-from django.conf import settings
-
+from banatie.health import active_provider_name
 from workers.providers.base import ImageProvider, TextProvider
 
-
-def active_provider_name() -> str:
-    return "gemini" if settings.GEMINI_API_KEY else "offline"
+__all__ = ("get_image_provider", "get_text_provider")
 
 
 def get_text_provider() -> TextProvider:
-    if settings.GEMINI_API_KEY:
+    if active_provider_name() == "gemini":
         from workers.providers.gemini import GeminiTextProvider
 
         return GeminiTextProvider.from_settings()
@@ -22,7 +19,7 @@ def get_text_provider() -> TextProvider:
 
 
 def get_image_provider() -> ImageProvider:
-    if settings.GEMINI_API_KEY:
+    if active_provider_name() == "gemini":
         from workers.providers.gemini import GeminiImageProvider
 
         return GeminiImageProvider.from_settings()

@@ -2,11 +2,11 @@
 
 SDK facts this relies on (google-genai 3.4.0, see tests/GEMINI_SDK_NOTES.md):
 - HttpOptions.timeout is in milliseconds, and without one a call can hang forever;
-- retries are off by default (our task owns retries);
+- retries are off by default (we retry, within the job's deadline: call_gemini);
 - HTTP errors raise errors.ClientError/ServerError with .code/.status/.message; transport
   failures raise httpx2 exceptions; a malformed 200 body raises a ValueError;
 - the exceptions keep the request (and so the x-goog-api-key header): we never log,
-  chain or pickle them, only copy code/status/message into a ProviderError.
+  chain or pickle them, only copy code/status/message into one of our JobErrors.
 """
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel
 
-from apps.prompts.templates import build_gemini_instruction, resolve_template, validate_options
-from workers.providers.base import (
-    Enhancement, GeneratedImage, ProviderError, ReferenceImage, time_left,
+from workers.providers.templates import build_gemini_instruction, resolve_template, validate_options
+from apps.jobs.deadline import time_left
+from apps.jobs.errors import (
+    ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
+from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage
+from workers.providers.retries import with_upstream_retries
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +65,19 @@ def _retry_after(exc: errors.APIError) -> float | None:
 
 
 def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
-    """generate_content with every SDK failure mapped to a ProviderError (raised `from
+    """generate_content, retried while it fails retryably (workers.providers.retries)."""
+    return with_upstream_retries(lambda: _call_once(**kwargs))
+
+
+def _call_once(**kwargs: object) -> types.GenerateContentResponse:
+    """One generate_content call with every SDK failure mapped to a JobError (raised `from
     None`, so the SDK exception and its request headers go nowhere)."""
     timeout = settings.GEMINI_TIMEOUT_SECONDS
     left = time_left()
     cut_by_deadline = left is not None and left < timeout
     if left is not None:
         if left <= 0.05:
-            raise ProviderError("job_timed_out", "The job's time limit was reached before Gemini answered.")
+            raise JobTimedOut("The job's time limit was reached before Gemini answered.")
         timeout = min(timeout, left)
     config = kwargs.get("config")
     if isinstance(config, types.GenerateContentConfig):
@@ -82,30 +90,25 @@ def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
         retry_after = _retry_after(exc)
     except httpx2.TimeoutException:
         if cut_by_deadline:
-            raise ProviderError(
-                "job_timed_out", f"Gemini did not answer within the job's time limit ({settings.JOB_SOFT_TIME_LIMIT} s)."
+            raise JobTimedOut(
+                f"Gemini did not answer within the job's time limit ({settings.JOB_SOFT_TIME_LIMIT} s)."
             ) from None
-        raise ProviderError("upstream_unavailable", "Gemini did not answer in time.", retryable=True) from None
+        raise UpstreamUnavailable("Gemini did not answer in time.") from None
     except httpx2.TransportError as exc:
-        raise ProviderError(
-            "upstream_unavailable", f"Could not reach Gemini ({type(exc).__name__}).", retryable=True
-        ) from None
+        raise UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__}).") from None
     except ValueError:
-        raise ProviderError("upstream_invalid_response", "Gemini's answer was not valid JSON.") from None
+        raise UpstreamInvalidResponse("Gemini's answer was not valid JSON.") from None
     if code in RETRYABLE_STATUS:
-        raise ProviderError(
-            "upstream_unavailable", f"Gemini answered {code} {status}: {message}", retryable=True,
-            retry_after=retry_after, details={"upstreamStatus": code},
+        raise UpstreamUnavailable(
+            f"Gemini answered {code} {status}: {message}", retry_after=retry_after, details={"upstreamStatus": code},
         )
     if code in (401, 403):
         # Gemini's text ("API key not valid") would read as if the caller's Banatie key were bad.
-        raise ProviderError(
-            "upstream_rejected", f"Gemini refused this server's credentials ({code} {status}); "
+        raise UpstreamRejected(
+            f"Gemini refused this server's credentials ({code} {status}); "
             "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
         )
-    raise ProviderError(
-        "upstream_rejected", f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code}
-    )
+    raise UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code})
 
 
 def _block_reason(response: types.GenerateContentResponse) -> str | None:
@@ -136,7 +139,7 @@ class GeminiTextProvider:
     def from_settings(cls) -> "GeminiTextProvider":
         return cls(model=settings.GEMINI_TEXT_MODEL)
 
-    def enhance(self, *, prompt: str, template: str, options: dict) -> Enhancement:
+    def enhance(self, *, prompt: str, template: str | None, options: dict) -> Enhancement:
         options = validate_options(options)
         applied = resolve_template(template, options).name
         response = call_gemini(
@@ -150,19 +153,18 @@ class GeminiTextProvider:
         )
         reason = _block_reason(response)
         if reason:
-            raise ProviderError("content_blocked", f"Gemini refused the prompt ({reason}).",
-                                details={"reason": reason})
+            raise ContentBlocked(f"Gemini refused the prompt ({reason}).", details={"reason": reason})
         answer = response.parsed
         if not isinstance(answer, _EnhancementAnswer):
             # parsed stays None when the JSON does not match the schema.
             try:
                 answer = _EnhancementAnswer.model_validate(json.loads(response.text or ""))
             except ValueError:
-                raise ProviderError(
-                    "upstream_invalid_response", "Gemini's enhancement answer did not match the requested JSON schema."
+                raise UpstreamInvalidResponse(
+                    "Gemini's enhancement answer did not match the requested JSON schema."
                 ) from None
         if not answer.enhancedPrompt.strip():
-            raise ProviderError("upstream_invalid_response", "Gemini returned an empty enhanced prompt.")
+            raise UpstreamInvalidResponse("Gemini returned an empty enhanced prompt.")
         return Enhancement(
             enhanced_prompt=answer.enhancedPrompt.strip(),
             detected_language=answer.detectedLanguage,
@@ -198,8 +200,7 @@ class GeminiImageProvider:
         )
         reason = _block_reason(response)
         if reason:
-            raise ProviderError("content_blocked", f"Gemini refused to generate this image ({reason}).",
-                                details={"reason": reason})
+            raise ContentBlocked(f"Gemini refused to generate this image ({reason}).", details={"reason": reason})
         image, texts = None, []
         for part in response.parts or []:
             if part.thought:
@@ -210,10 +211,7 @@ class GeminiImageProvider:
                 texts.append(part.text)
         description = " ".join(t.strip() for t in texts).strip()
         if image is None:
-            raise ProviderError(
-                "no_image_returned", "Gemini answered without an image.",
-                details={"modelText": description[:1000]},
-            )
+            raise NoImageReturned("Gemini answered without an image.", details={"modelText": description[:1000]})
         return GeneratedImage(
             data=bytes(image.data), mime_type=image.mime_type or "application/octet-stream",
             description=description, model=response.model_version or self.model,

@@ -1,7 +1,9 @@
 """Prompt-enhancement templates and the options that steer them.
 
 Pure Python on purpose (no Django): the Gemini text provider, the offline provider and the
-request serializers all read the same tables, and workers can import them without settings.
+request serializers of every job endpoint read the same tables. It sits with the providers,
+below both feature apps, because it is what the providers are told (system instructions,
+offline rules) and both image generation and /api/enhance accept its vocabulary.
 
 Each template carries two things:
 

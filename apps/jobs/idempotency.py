@@ -6,27 +6,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from rest_framework.request import Request
 
-from banatie.errors import ApiError
+from apps.jobs.errors import IdempotencyKeyInvalid
 
 _VALID = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class IdempotencyKeyInvalid(ApiError):
-    status_code = 400
-    code = "idempotency_key_invalid"
-    error = "Validation failed"
-    hint = "Use 1-255 visible ASCII characters, e.g. a UUID, unique per logical request."
-
-
-class IdempotencyKeyReused(ApiError):
-    status_code = 422
-    code = "idempotency_key_reused"
-    error = "Validation failed"
-    default_message = "This Idempotency-Key was already used with a different request body."
-    hint = "Use a new Idempotency-Key for a different request; reuse a key only to retry the exact same request."
 
 
 @dataclass(frozen=True)
@@ -50,7 +36,7 @@ def request_fingerprint(request: Request) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _read_all(upload) -> bytes:  # type: ignore[no-untyped-def]
+def _read_all(upload: Any) -> bytes:
     upload.seek(0)
     data = upload.read()
     upload.seek(0)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    """The job state machine every feature app builds on. It knows no feature app: job
+    kinds register themselves (apps.jobs.kinds) from their own AppConfig.ready()."""
+
+    name = "apps.jobs"
+    label = "jobs"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,54 @@
+"""Job kinds: what a feature app tells the core about the jobs it creates. The core runs,
+finishes and renders a job through its kind, so a new kind needs no edit here.
+
+A feature app registers its kinds from its AppConfig.ready()."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+
+    from apps.jobs.models import Job
+
+
+def _nothing(_: dict[str, Any] | None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    # In the worker: the job's result (JSON), or a JobError. Runs inside the job's deadline.
+    run: Callable[[Job], dict[str, Any]]
+    # The `data` of GET /api/jobs/{id} once the job succeeded.
+    data: Callable[[Job, Request], dict[str, Any]]
+    # The 200 body of the endpoint that created the job, once it succeeded.
+    sync_body: Callable[[Job, Request], dict[str, Any]]
+    # Drop what the job's request stored (uploads) once the job has ended, or when a
+    # duplicate request lost the race to create it.
+    release_request: Callable[[dict[str, Any]], None] = _nothing
+    # Drop what a result stored when the attempt that made it lost its lease.
+    discard_result: Callable[[dict[str, Any] | None], None] = _nothing
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def kind_register(kind: JobKind) -> None:
+    if kind.name in _KINDS and _KINDS[kind.name] is not kind:
+        raise RuntimeError(f"job kind {kind.name!r} is registered twice")
+    _KINDS[kind.name] = kind
+
+
+def kind_get(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise LookupError(f"no job kind {name!r} is registered (is its app in INSTALLED_APPS?)") from None
+
+
+def kind_names() -> list[str]:
+    return sorted(_KINDS)

@@ -1,0 +1,138 @@
+"""Wire shapes of the jobs core: the 202 answer, GET /api/jobs/{id}, a job's error; and the
+input vocabulary every job-creating endpoint shares (the prompt, the style options)."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.jobs.errors import JobError
+from apps.jobs.kinds import kind_get, kind_names
+from apps.jobs.models import Job
+from banatie.serializers import (
+    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer,
+)
+from workers.providers.templates import OUTPUT_FORMATS
+
+PROMPT_REQUIRED = {"required": "Prompt is required", "blank": "Prompt is required", "null": "Prompt is required"}
+
+
+def prompt_field(*, min_length: int, max_length: int) -> StrictCharField:
+    return StrictCharField(
+        min_length=min_length, max_length=max_length, trim_whitespace=True,
+        error_messages={
+            **PROMPT_REQUIRED,
+            "min_length": f"Prompt must be at least {min_length} characters.",
+            "max_length": f"Prompt must be at most {max_length} characters.",
+        },
+    )
+
+
+class StyleOptionsSerializer(StrictSerializer):
+    """Options shared by /api/enhance `options` and the image endpoints' enhancementOptions;
+    validated into the snake_case keys the providers take."""
+
+    mood = StrictCharField(required=False, allow_blank=True, max_length=200)
+    lighting = StrictCharField(required=False, allow_blank=True, max_length=200)
+    cameraAngle = StrictCharField(required=False, allow_blank=True, max_length=200, source="camera_angle")
+    outputFormat = StrictChoiceField(choices=OUTPUT_FORMATS, required=False, source="output_format")
+    negativePrompts = serializers.ListField(
+        child=StrictCharField(max_length=100), required=False, max_length=20, source="negative_prompts",
+    )
+
+
+# --- output ----------------------------------------------------------------------------
+
+ACCEPTED_MESSAGE = "Job accepted; poll statusUrl for the result."
+
+
+class JobAcceptedOutputSerializer(OutputSerializer):
+    success = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+    jobId = serializers.UUIDField(source="id")
+    status = serializers.ChoiceField(choices=Job.Status.values)
+    statusUrl = serializers.CharField(source="status_url")
+
+    def get_success(self, job: Job) -> bool:
+        return True
+
+    def get_message(self, job: Job) -> str:
+        return ACCEPTED_MESSAGE
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class RetryAfterField(serializers.Field):
+    """The error's Retry-After in seconds; absent when it has none."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, err: JobError) -> int | None:
+        value = err.headers.get("Retry-After")
+        return int(value) if value is not None else None
+
+
+class JobErrorOutputSerializer(OutputSerializer):
+    omit_when_empty = ("details",)
+    omit_when_none = ("retryAfter",)
+
+    code = serializers.CharField()
+    status = serializers.IntegerField(source="status_code",
+                                      help_text="The HTTP status the synchronous call answered with.")
+    error = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(required=False, allow_null=True)
+    retryAfter = RetryAfterField()
+
+
+@extend_schema_field(serializers.DictField(
+    help_text="When succeeded: the `data` of /api/text-to-image and /api/generate, or the /api/enhance result."))
+class JobDataField(serializers.Field):
+    """A succeeded job's result, rendered by its kind; absent otherwise."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, job: Job) -> dict[str, Any] | None:
+        if job.status != Job.Status.SUCCEEDED:
+            return None
+        return kind_get(job.kind).data(job, self.context["request"])
+
+
+@extend_schema_field(JobErrorOutputSerializer)
+class JobFailureField(serializers.Field):
+    """A failed job's error, as the synchronous call answered it; absent otherwise."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", required=False, **kwargs)
+
+    def to_representation(self, job: Job) -> dict[str, Any] | None:
+        if job.status != Job.Status.FAILED:
+            return None
+        return JobErrorOutputSerializer(JobError.of(job)).data
+
+
+class JobDetailOutputSerializer(OutputSerializer):
+    omit_when_none = ("data", "error")
+
+    success = serializers.SerializerMethodField()
+    jobId = serializers.UUIDField(source="id")
+    kind = serializers.ChoiceField(choices=[])
+    status = serializers.ChoiceField(choices=Job.Status.values)
+    attempts = serializers.IntegerField()
+    createdAt = IsoDateTimeField(source="created_at")
+    startedAt = IsoDateTimeField(source="started_at", allow_null=True)
+    finishedAt = IsoDateTimeField(source="finished_at", allow_null=True)
+    statusUrl = serializers.CharField(source="status_url")
+    data = JobDataField()
+    error = JobFailureField()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Kinds register when the apps are ready, after this class was defined.
+        self.fields["kind"].choices = kind_names()
+
+    def get_success(self, job: Job) -> bool:
+        return job.status != Job.Status.FAILED

@@ -1,0 +1,250 @@
+"""Job use cases: create (and enqueue after commit), run (claim, execute, finish), sweep,
+wait. What a job *does* belongs to its kind (apps.jobs.kinds); this module only moves it
+through its states.
+
+Guarantees:
+- job_create: the row exists before the task is published (on_commit); a broker outage
+  marks the job failed with queue_unavailable instead of leaving it queued forever; an
+  Idempotency-Key replay returns the original job and creates (and stores) nothing.
+- job_run: safe to run twice, concurrently or in sequence: the conditional claim lets one
+  delivery work while the lease is fresh, and a finished job is never run again.
+- job_sweep: safe to run concurrently; each re-publish is won by one sweep only.
+- job_wait: never raises for slowness or a Redis outage; it returns the row as it is.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
+
+from apps.jobs.deadline import job_deadline
+from apps.jobs.errors import IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
+from apps.jobs.idempotency import Idempotency
+from apps.jobs.kinds import kind_get
+from apps.jobs.models import Job
+from apps.jobs.task_names import JOB_RUN
+from apps.jobs.wakeup import signal_job_done, wait_job_done
+from apps.keys.models import ApiKey
+from banatie.celery import app as celery_app
+from banatie.timefmt import iso
+
+logger = logging.getLogger(__name__)
+
+_BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class JobCreated:
+    job: Job
+    replayed: bool  # True: an Idempotency-Key replay answered with the original job
+
+
+def job_create(
+    *,
+    key: ApiKey,
+    kind: str,
+    request: dict[str, Any] | Callable[[], dict[str, Any]],
+    idempotency: Idempotency | None = None,
+) -> JobCreated:
+    """Save a queued job and publish its task once the row is committed.
+
+    ``request`` is the job's input, or a function that builds it (e.g. stores uploads):
+    it is only called when this is not a replay. With ``idempotency``: the same key from
+    the same API key within IDEMPOTENCY_TTL_HOURS returns the original job; the same key
+    with another body raises IdempotencyKeyReused. Concurrent duplicates collide on a
+    unique constraint, so exactly one job is created; the loser's stored input is released."""
+    job_kind = kind_get(kind)
+    if idempotency is not None:
+        existing = _idempotent_original(key=key, idempotency=idempotency)
+        if existing is not None:
+            return JobCreated(existing, replayed=True)
+    payload = request() if callable(request) else request
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                api_key=key, project_id=key.project_scope, kind=kind, request=payload,
+                enqueued_at=timezone.now(),
+                idempotency_key=idempotency.key if idempotency else None,
+                request_hash=idempotency.fingerprint if idempotency else "",
+            )
+            transaction.on_commit(lambda: job_enqueue(job=job))
+    except IntegrityError:
+        existing = _idempotent_original(key=key, idempotency=idempotency) if idempotency else None
+        if existing is None:
+            raise
+        job_kind.release_request(payload)  # the original job has its own copies
+        return JobCreated(existing, replayed=True)
+    return JobCreated(job, replayed=False)
+
+
+def _idempotent_original(*, key: ApiKey, idempotency: Idempotency) -> Job | None:
+    """The live job this Idempotency-Key already names, if any. An expired key is freed."""
+    job = Job.objects.filter(api_key=key, idempotency_key=idempotency.key).first()
+    if job is None:
+        return None
+    if job.created_at < timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS):
+        Job.objects.filter(pk=job.pk).update(idempotency_key=None)
+        return None
+    if job.request_hash != idempotency.fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {idempotency.key!r} was first used at {iso(job.created_at, timespec='seconds')} "
+            f"for a different request (job {job.id}).",
+            details={"jobId": str(job.id)},
+        )
+    return job
+
+
+def _publish(job_id: str) -> None:
+    # By name: services never import tasks (workers/tasks.py registers JOB_RUN).
+    celery_app.send_task(JOB_RUN, (job_id,), task_id=job_id)
+
+
+def job_enqueue(*, job: Job) -> None:
+    """Publish the job's task (task id = job id). If the broker cannot be reached within a
+    few seconds, the job is failed with queue_unavailable so nothing waits on it and the
+    client gets a 503 it can retry."""
+    try:
+        _publish(str(job.id))
+    except _BROKER_ERRORS as exc:
+        logger.error("enqueue of job %s failed: %s", job.id, type(exc).__name__)
+        failure = _failure(QueueUnavailable())
+        # The client is told to retry: the same Idempotency-Key must then work.
+        failure["idempotency_key"] = None
+        if _finish(job, status=Job.Status.FAILED, only_if_status=Job.Status.QUEUED, **failure):
+            job.status = Job.Status.FAILED
+            for name, value in failure.items():
+                setattr(job, name, value)
+
+
+def job_sweep() -> dict[str, int]:
+    """Recover jobs whose message or worker was lost. Safe to run concurrently and
+    repeatedly: each re-publish is preceded by a conditional update that only one sweep
+    can win, so nothing is published twice by two sweeps.
+
+    - queued for longer than SWEEP_QUEUED_AFTER_SECONDS → published again (same task id);
+    - running with an expired lease → back to queued and published, or failed with
+      too_many_attempts once JOB_MAX_ATTEMPTS deliveries were used up.
+    """
+    now = timezone.now()
+    counts = {"republished": 0, "recovered": 0, "failed": 0}
+    stale = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_SECONDS)
+    for job in Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]:
+        won = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now)
+        if won and _try_publish(job):
+            counts["republished"] += 1
+    for job in Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now)[:500]:
+        same_lease = Q(lease_expires_at=job.lease_expires_at)
+        if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+            if _finish(job, status=Job.Status.FAILED, condition=same_lease, **_too_many_attempts(job.attempts)):
+                counts["failed"] += 1
+        elif Job.objects.filter(same_lease, pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
+            if _try_publish(job):
+                counts["recovered"] += 1
+    if any(counts.values()):
+        logger.warning("sweep: %s", counts)
+    return counts
+
+
+def _try_publish(job: Job) -> bool:
+    try:
+        _publish(str(job.id))
+        return True
+    except _BROKER_ERRORS as exc:
+        logger.warning("sweep could not publish job %s: %s", job.id, type(exc).__name__)
+        return False  # still queued: the next sweep tries again
+
+
+def job_claim(*, job_id: str) -> Job | None:
+    """Atomically take the job: queued, or running with an expired lease (its worker died).
+    Returns None when another delivery holds it or it is finished."""
+    now = timezone.now()
+    claimed = (
+        Job.objects.filter(pk=job_id)
+        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
+        .update(
+            status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
+            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+        )
+    )
+    if not claimed:
+        return None
+    return Job.objects.get(pk=job_id)
+
+
+def job_run(*, job_id: str) -> None:
+    """Run one job to its end. Idempotent: a second delivery is a no-op, and an attempt
+    whose lease was taken over cannot record its outcome (or keep what it stored)."""
+    job = job_claim(job_id=job_id)
+    if job is None:
+        logger.info("job %s already taken or finished; skipping this delivery", job_id)
+        return
+    kind = kind_get(job.kind)
+    if job.attempts > settings.JOB_MAX_ATTEMPTS:
+        outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
+    else:
+        outcome = _outcome(job, kind.run)
+    if not _finish(job, **outcome):
+        kind.discard_result(outcome.get("result"))
+        logger.warning("job %s attempt %d lost its lease; its result was discarded", job.id, job.attempts)
+
+
+def _too_many_attempts(started: int) -> dict[str, Any]:
+    return _failure(TooManyAttempts(f"The job was started {started} times without finishing."))
+
+
+def _failure(err: JobError) -> dict[str, Any]:
+    """The stored form of a job's error (JobError.stored rebuilds it)."""
+    return {"error_code": err.code, "error_message": err.message, "error_details": err.details,
+            "retry_after": err.retry_after if err.retry_after is not None else err.default_retry_after}
+
+
+def _outcome(job: Job, run: Callable[[Job], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        with job_deadline(settings.JOB_SOFT_TIME_LIMIT):
+            return {"status": Job.Status.SUCCEEDED, "result": run(job)}
+    except JobError as exc:
+        return {"status": Job.Status.FAILED, **_failure(exc)}
+    except Exception:
+        # Last resort so the job ends and its waiter wakes; the traceback is logged here
+        # (provider code never lets SDK exceptions, which can hold the API key, get this far).
+        logger.exception("job %s crashed", job.id)
+        return {"status": Job.Status.FAILED, **_failure(JobCrashed())}
+
+
+def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, condition: Q | None = None,
+            **fields: Any) -> bool:
+    """Record the outcome once, release the job's stored input, then wake the waiters
+    (in that order: a client that sees the answer sees the cleaned-up storage). The
+    status (and attempts) condition makes a late delivery unable to overwrite the outcome."""
+    values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, **fields}
+    # attempts: only the attempt that holds the claim may finish the job.
+    updated = (Job.objects.filter(condition or Q(), pk=job.pk, status=only_if_status, attempts=job.attempts)
+               .update(**values))
+    if updated:
+        kind_get(job.kind).release_request(job.request)
+        signal_job_done(str(job.pk))
+    return bool(updated)
+
+
+def job_wait(*, job: Job, timeout: float) -> Job:
+    """Wait up to ``timeout`` seconds for the job to finish; return the fresh row."""
+    job.refresh_from_db()
+    if job.is_finished:
+        return job
+    if connection.vendor != "sqlite":
+        # A waiting request must not hold a pooled server connection for up to a minute
+        # (SQLite has no server side; its per-thread connection is kept).
+        connection.close()
+    wait_job_done(str(job.pk), timeout)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from apps.jobs import views
+from banatie.routing import route
+
+urlpatterns = [
+    route(r"api/jobs/(?P<jobId>[^/]+)", views.JobDetailView, "job"),
+]

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists
+from apps.jobs.serializers import JobDetailOutputSerializer
+from apps.keys.throttling import RateLimitedView
+from banatie.openapi import errors
+
+
+class JobDetailView(APIView):
+    @extend_schema(
+        operation_id="job_retrieve", tags=["jobs"], summary="Status and result of a job",
+        parameters=[OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")],
+        responses={200: JobDetailOutputSerializer, **errors(401, 404, 405, 500)},
+    )
+    def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
+        job = job_get_for_key(key=request.auth, job_id=jobId)
+        return Response(JobDetailOutputSerializer(job, context={"request": request}).data)
+
+
+# The base of every job-creating endpoint (no docstring: it would become each endpoint's
+# OpenAPI description): the per-key budget, where an idempotent replay is not charged twice.
+class JobCreateView(RateLimitedView):
+    def charges_rate_limit(self, request: Request) -> bool:
+        key = request.headers.get("Idempotency-Key")
+        return not (key and job_idempotent_replay_exists(key=request.auth, idempotency_key=key))
