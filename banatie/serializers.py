@@ -136,9 +136,10 @@ class IsoDateTimeField(serializers.DateTimeField):
         return iso(value, timespec=self.timespec)
 
 
+# Renders a response body. Optional parts of the documented bodies are left out rather
+# than sent as null: ``omit_when_empty`` (falsy values) and ``omit_when_none``. (Comments,
+# not docstrings, on output serializers: a docstring becomes the schema's description.)
 class OutputSerializer(serializers.Serializer):
-    """Renders a response body. Optional parts of the documented bodies are left out
-    rather than sent as null: ``omit_when_empty`` (falsy values) and ``omit_when_none``."""
 
     omit_when_empty: tuple[str, ...] = ()
     omit_when_none: tuple[str, ...] = ()

@@ -32,7 +32,7 @@ def filename_field() -> StrictCharField:
 
 
 class EnhancementOptionsSerializer(StyleOptionsSerializer):
-    """autoEnhance's options: a template and the style options."""
+    """Options shared by /api/enhance `options` and the generate endpoints' enhancementOptions."""
 
     template = StrictChoiceField(choices=TEMPLATES, required=False)
 

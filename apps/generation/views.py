@@ -5,7 +5,7 @@ import hashlib
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,34 +20,37 @@ from apps.jobs.responders import respond_with_job
 from apps.jobs.serializers import JobAcceptedOutputSerializer
 from apps.jobs.views import JobCreateView
 from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
+from banatie.serializers import StrictSerializer
 
 _GENERATION_RESPONSES = {200: GenerationOutputSerializer, 202: JobAcceptedOutputSerializer,
                          **errors(*JOB_ENDPOINT_ERRORS)}
 
 
-class TextToImageView(JobCreateView):
-    @extend_schema(operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
-                   request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
-                   responses=_GENERATION_RESPONSES)
+class _GenerationCreateView(JobCreateView):
+    input_serializer: type[StrictSerializer]
+
     def post(self, request: Request) -> Response:
-        body = TextToImageInputSerializer(data=request.data, context={"request": request})
+        body = self.input_serializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         created = generation_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
         return respond_with_job(request, created)
 
 
-class GenerateView(JobCreateView):
+@extend_schema_view(post=extend_schema(
+    operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
+    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY], responses=_GENERATION_RESPONSES))
+class TextToImageView(_GenerationCreateView):
+    input_serializer = TextToImageInputSerializer
+
+
+@extend_schema_view(post=extend_schema(
+    operation_id="generate_create", tags=["generation"],
+    summary="Generate an image with optional reference images (multipart)",
+    request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY],
+    responses=_GENERATION_RESPONSES))
+class GenerateView(_GenerationCreateView):
     parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(operation_id="generate_create", tags=["generation"],
-                   summary="Generate an image with optional reference images (multipart)",
-                   request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY],
-                   responses=_GENERATION_RESPONSES)
-    def post(self, request: Request) -> Response:
-        body = GenerateInputSerializer(data=request.data, context={"request": request})
-        body.is_valid(raise_exception=True)
-        created = generation_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
-        return respond_with_job(request, created)
+    input_serializer = GenerateInputSerializer
 
 
 class ImageView(APIView):

@@ -31,8 +31,9 @@ def prompt_field(*, min_length: int, max_length: int) -> StrictCharField:
 
 
 class StyleOptionsSerializer(StrictSerializer):
-    """Options shared by /api/enhance `options` and the image endpoints' enhancementOptions;
-    validated into the snake_case keys the providers take."""
+    """Options shared by /api/enhance `options` and the generate endpoints' enhancementOptions."""
+
+    # Validated into the snake_case keys the providers take (source=).
 
     mood = StrictCharField(required=False, allow_blank=True, max_length=200)
     lighting = StrictCharField(required=False, allow_blank=True, max_length=200)
@@ -83,7 +84,7 @@ class JobErrorOutputSerializer(OutputSerializer):
                                       help_text="The HTTP status the synchronous call answered with.")
     error = serializers.CharField()
     message = serializers.CharField()
-    details = serializers.DictField(required=False, allow_null=True)
+    details = serializers.DictField(required=False)
     retryAfter = RetryAfterField()
 
 

@@ -56,8 +56,8 @@ class KeyCreateInputSerializer(StrictSerializer):
 SAVE_MESSAGE = "IMPORTANT: Save this key securely. You will not see it again!"
 
 
+# The public view of a key: everything but the secret, which is never stored.
 class KeyMetadataOutputSerializer(OutputSerializer):
-    """The public view of a key: everything but the secret, which is never stored."""
 
     id = serializers.UUIDField()
     type = serializers.ChoiceField(source="key_type", choices=ApiKey.Type.values)
@@ -77,8 +77,8 @@ class KeyMetadataOutputSerializer(OutputSerializer):
         return f"bnt_{key.prefix}"
 
 
+# Rendered from a MintedKey: the only time the plaintext is ever sent.
 class KeyCreateOutputSerializer(OutputSerializer):
-    """Rendered from a MintedKey: the only time the plaintext is ever sent."""
 
     apiKey = serializers.CharField(source="plaintext", help_text="The key itself. Shown once; store it now.")
     metadata = KeyMetadataOutputSerializer(source="key")
@@ -94,8 +94,8 @@ class BootstrapOutputSerializer(KeyCreateOutputSerializer):
     expiresAt = IsoDateTimeField(source="key.expires_at", allow_null=True)
 
 
+# Rendered from the list of keys.
 class KeyListOutputSerializer(OutputSerializer):
-    """Rendered from the list of keys."""
 
     keys = KeyMetadataOutputSerializer(many=True, source="*")
     total = serializers.SerializerMethodField()
@@ -104,8 +104,8 @@ class KeyListOutputSerializer(OutputSerializer):
         return len(keys)
 
 
+# Rendered from the revoked key.
 class KeyRevokeOutputSerializer(OutputSerializer):
-    """Rendered from the revoked key."""
 
     message = serializers.SerializerMethodField()
     keyId = serializers.UUIDField(source="id")
@@ -115,8 +115,8 @@ class KeyRevokeOutputSerializer(OutputSerializer):
         return "API key revoked successfully"
 
 
+# Rendered from the key's RateState.
 class RateLimitOutputSerializer(OutputSerializer):
-    """Rendered from the key's RateState."""
 
     rate = serializers.SerializerMethodField()
     limit = serializers.IntegerField()
@@ -149,7 +149,7 @@ class MeOutputSerializer(OutputSerializer):
     key = KeyMetadataOutputSerializer()
     rateLimit = RateLimitOutputSerializer(source="rate_limit", allow_null=True,
                                           help_text="null when the counter store is unreachable.")
-    rateLimitError = serializers.CharField(source="rate_limit_error", required=False, allow_null=True)
+    rateLimitError = serializers.CharField(source="rate_limit_error", required=False)
 
     def get_success(self, me: Me) -> bool:
         return True

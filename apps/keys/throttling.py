@@ -89,9 +89,10 @@ class KeyRateThrottle(BaseThrottle):
         return self.state.seconds_left if self.state else None  # already at least 1
 
 
+# A view on the per-key budget: the one place that counts the request, answers 429 with
+# the budget, and adds X-RateLimit-* to every response of the view, errors included. (A
+# comment: a docstring here would become every rate-limited endpoint's OpenAPI description.)
 class RateLimitedView(APIView):
-    """A view on the per-key budget: the one place that counts the request, answers 429
-    with the budget, and adds X-RateLimit-* to every response of the view, errors included."""
 
     throttle_classes = [KeyRateThrottle]
     rate_throttle: KeyRateThrottle | None = None

@@ -28,8 +28,8 @@ class EnhanceMetadataOutputSerializer(OutputSerializer):
     model = serializers.CharField()
 
 
+# The /api/enhance result, as stored on the job (and shown as a job's `data`).
 class EnhanceResultOutputSerializer(OutputSerializer):
-    """The /api/enhance result, as stored on the job (and shown as a job's `data`)."""
 
     originalPrompt = serializers.CharField()
     enhancedPrompt = serializers.CharField()
@@ -38,8 +38,8 @@ class EnhanceResultOutputSerializer(OutputSerializer):
     metadata = EnhanceMetadataOutputSerializer()
 
 
+# The synchronous 200 of /api/enhance: the result, plus success and jobId.
 class EnhanceOutputSerializer(OutputSerializer):
-    """The synchronous 200 of /api/enhance: the result, plus success and jobId."""
 
     success = serializers.SerializerMethodField()
     originalPrompt = serializers.CharField(source="result.originalPrompt")
