@@ -261,6 +261,15 @@ def test_me_describes_the_key_and_its_budget(api, tenants, settings):
     assert tenants.a_key.last_used_at is not None
 
 
+def test_me_lists_exactly_the_routes_that_count_against_the_budget(api, tenants):
+    applies = api.get("/api/me", **auth(tenants.a)).json()["rateLimit"]["appliesTo"]
+    assert applies == ["POST /api/generate", "POST /api/text-to-image", "POST /api/enhance"]
+    schema = api.get("/api/schema/").json()
+    limited = {f"{method.upper()} {path}" for path, item in schema["paths"].items() for method, op in item.items()
+               if any("X-RateLimit-Limit" in r.get("headers", {}) for r in op["responses"].values())}
+    assert limited == set(applies)
+
+
 # --- operators -------------------------------------------------------------------------
 
 def test_create_master_key_command_prints_a_working_key_once(api):
