@@ -35,6 +35,7 @@ class ErrorSerializer(serializers.Serializer):
     hint = serializers.CharField(required=False, help_text="How to fix it.")
     details = serializers.DictField(required=False, help_text="Per-field messages or extra facts.")
     originalPrompt = serializers.CharField(required=False, help_text="/api/enhance only: the prompt you sent.")
+    jobId = serializers.UUIDField(required=False, help_text="When the error is a job's outcome: the job (GET /api/jobs/{jobId}).")
 
 
 ERROR_DESCRIPTIONS = {
@@ -43,6 +44,7 @@ ERROR_DESCRIPTIONS = {
     403: "Forbidden (e.g. a project key on an admin route).",
     404: "Not found.",
     405: "Method not allowed here.",
+    406: "The Accept header asks for a type this route cannot answer with.",
     409: "Conflicts with the current state (e.g. revoking the last active master key).",
     411: "A chunked body without Content-Length.",
     413: "Body or file too large.",
@@ -76,9 +78,25 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 _HEADER = {"schema": {"type": "string"}}
 
 
+def _error_response(status: int) -> dict[str, Any]:
+    return {"description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _header(description: str, *, required: bool) -> dict[str, Any]:
+    return {**_HEADER, "description": description, "required": required}
+
+
+# Statuses of a rate-limited operation answered before the budget is read (the body guard
+# refuses 411/413 first; a 503 may be the counter store itself being down).
+_BEFORE_BUDGET = {"411", "413", "503"}
+
+
 def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """X-Request-ID on every response; X-RateLimit-* on rate-limited operations; Retry-After
-    on 429/503; Location on 202."""
+    """What every operation shares, added once: the errors any route can answer (406 from
+    content negotiation; 411/413 from the body guard on operations with a body); X-Request-ID
+    on every response; X-RateLimit-* on rate-limited operations; Retry-After on 429/503;
+    Location on 202. ``required`` says whether the header is always sent with that status."""
     # A rate-limited operation is one whose view throttles (the views say so, not a list here).
     limited_ops = {(path, method.lower()) for path, _, method, view in generator.endpoints
                    if getattr(view.cls, "throttle_classes", None)}
@@ -86,18 +104,24 @@ def add_common_headers(result: dict[str, Any], generator: Any, request: Any, pub
         for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
+            responses = operation["responses"]
+            responses.setdefault("406", _error_response(406))
+            if "requestBody" in operation or method in ("post", "put", "patch"):
+                responses.setdefault("411", _error_response(411))
+                responses.setdefault("413", _error_response(413))
             limited = (path, method) in limited_ops
-            for status, response in operation["responses"].items():
+            for status, response in responses.items():
                 headers = response.setdefault("headers", {})
-                headers["X-Request-ID"] = {**_HEADER, "description": "Request id (yours if sane, else generated)."}
+                headers["X-Request-ID"] = _header("Request id (yours if sane, else generated).", required=True)
                 if limited and status != "401":
-                    headers["X-RateLimit-Limit"] = {**_HEADER, "description": "Requests allowed per window."}
-                    headers["X-RateLimit-Remaining"] = {**_HEADER, "description": "Requests left (never negative)."}
-                    headers["X-RateLimit-Reset"] = {**_HEADER, "description": "When the window resets (ISO 8601)."}
-                if status in ("429", "503"):
-                    headers["Retry-After"] = {**_HEADER, "description": "Seconds to wait before retrying."}
+                    always = status not in _BEFORE_BUDGET
+                    headers["X-RateLimit-Limit"] = _header("Requests allowed per window.", required=always)
+                    headers["X-RateLimit-Remaining"] = _header("Requests left (never negative).", required=always)
+                    headers["X-RateLimit-Reset"] = _header("When the window resets (ISO 8601).", required=always)
+                if status == "429" or (status == "503" and operation.get("operationId") != "health"):
+                    headers["Retry-After"] = _header("Seconds to wait before retrying.", required=True)
                 if status == "202":
-                    headers["Location"] = {**_HEADER, "description": "The job's status URL."}
+                    headers["Location"] = _header("The job's status URL.", required=True)
     return result
 
 
