@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 import requests
 from django.utils import timezone
 
@@ -361,3 +362,36 @@ def test_sigterm_lets_running_jobs_and_waiting_requests_finish(stack, tenants, e
     assert stack.wait_exit("worker") == 0 and stack.wait_exit("web") == 0
     job = Job.objects.get()
     assert job.status == "succeeded" and job.attempts == 1
+
+
+def test_an_idempotent_replay_is_answered_even_when_the_budget_is_used_up(api, worker, tenants, gemini, settings):
+    settings.BANATIE_RATE_LIMIT = "2/h"
+    first = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="order-7")
+    assert first.status_code == 200
+    assert t2i(api, tenants.a, HTTP_PREFER="respond-async").status_code == 202  # the budget's last request
+    assert t2i(api, tenants.a, HTTP_PREFER="respond-async").status_code == 429
+    again = t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="order-7")
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["data"]["jobId"] == first.json()["data"]["jobId"]
+    assert again["X-RateLimit-Remaining"] == "0"
+
+
+def test_requests_refused_as_invalid_are_not_charged(api, worker, tenants, settings, media):
+    settings.BANATIE_RATE_LIMIT = "1/h"
+    refused = [
+        api.post("/api/text-to-image", {"filename": "no-prompt"}, format="json", **auth(tenants.a)),
+        api.post("/api/text-to-image", "prompt=x", content_type="text/plain", **auth(tenants.a)),
+        t2i(api, tenants.a, HTTP_IDEMPOTENCY_KEY="x" * 300),
+        api.post("/api/generate", {"prompt": "a cat", "filename": "cat", "files": [
+            SimpleUploadedFile("cat.png", b"not an image at all", content_type="image/png")]}, format="multipart",
+            **auth(tenants.a)),
+        api.post("/api/enhance", {"prompt": ""}, format="json", **auth(tenants.a)),
+    ]
+    assert [r.status_code for r in refused] == [400, 415, 400, 400, 400]
+    assert [r.json()["code"] for r in refused] == [
+        "validation_failed", "unsupported_media_type", "idempotency_key_invalid", "reference_image_invalid",
+        "validation_failed"]
+    assert all(r["X-RateLimit-Remaining"] == "1" for r in refused)
+    accepted = t2i(api, tenants.a, HTTP_PREFER="respond-async")
+    assert accepted.status_code == 202 and accepted["X-RateLimit-Remaining"] == "0"
+    assert t2i(api, tenants.a, HTTP_PREFER="respond-async").status_code == 429

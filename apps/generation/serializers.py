@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.generation.services import reference_checked
 from apps.jobs.models import Job
 from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
 from banatie.serializers import (
@@ -93,6 +94,12 @@ class GenerateInputSerializer(StrictSerializer):
                 f"At most {settings.MAX_UPLOAD_FILES} reference images are accepted; {len(files)} were sent."
             )
         return files
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Once every field is valid: what each file really is (Pillow), so a refused image
+        # is refused before the request is charged or anything is stored.
+        attrs["files"] = [reference_checked(upload) for upload in attrs.get("files", [])]
+        return attrs
 
 
 # --- output: rendered from the generation job (its stored result) ------------------------

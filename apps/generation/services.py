@@ -11,6 +11,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -42,24 +43,23 @@ def generation_create(
     aspect_ratio: str = "1:1",
     auto_enhance: bool = False,
     enhancement_options: dict[str, Any] | None = None,
-    files: list[UploadedFile] | None = None,
+    files: list[CheckedReference] | None = None,
     tags: list[str] | None = None,
     idempotency: Idempotency | None = None,
 ) -> JobCreated:
     """Create the generation job; unless this is an idempotent replay, the reference images
-    are first checked (by content) and stored. ``enhancement_options``: the template and
+    (checked by content: reference_checked) are stored first. ``enhancement_options``: the template and
     style options for autoEnhance (snake_case)."""
     options = dict(enhancement_options or {})
     template = options.pop("template", None)
 
     def request() -> dict[str, Any]:  # called by job_create only when this is not a replay
-        references = [_reference_checked(upload) for upload in files or []]
         if tags:
             logger.info("generation request tags=%s", ",".join(tags))  # logged, not stored
         stored = [
-            {"key": reference_save(project=key.project_scope, mime_type=info.mime_type, data=data),
-             "mimeType": info.mime_type, "name": name}
-            for name, data, info in references
+            {"key": reference_save(project=key.project_scope, mime_type=ref.info.mime_type, data=ref.data),
+             "mimeType": ref.info.mime_type, "name": ref.name}
+            for ref in files or []
         ]
         return {"prompt": prompt, "filename": filename, "aspect_ratio": aspect_ratio, "auto_enhance": auto_enhance,
                 "template": template, "options": options, "references": stored}
@@ -67,7 +67,16 @@ def generation_create(
     return job_create(key=key, kind=GENERATION, idempotency=idempotency, request=request)
 
 
-def _reference_checked(upload: UploadedFile) -> tuple[str, bytes, ImageInfo]:
+@dataclass(frozen=True)
+class CheckedReference:
+    name: str
+    data: bytes
+    info: ImageInfo
+
+
+def reference_checked(upload: UploadedFile) -> CheckedReference:
+    """An uploaded reference image, read and identified by its content (not its name or
+    declared type); ReferenceImageTooLarge / ReferenceImageInvalid name the file."""
     name = upload.name or "file"
     limit = settings.MAX_UPLOAD_FILE_BYTES
     if upload.size > limit:
@@ -85,7 +94,7 @@ def _reference_checked(upload: UploadedFile) -> tuple[str, bytes, ImageInfo]:
             field="files",
             details={"file": name, "detectedType": exc.detected, "allowed": sorted(ALLOWED_FORMATS.values())},
         ) from None
-    return name, data, info
+    return CheckedReference(name=name, data=data, info=info)
 
 
 def image_generate(job: Job) -> dict[str, Any]:

@@ -32,7 +32,9 @@ class _GenerationCreateView(JobCreateView):
     def post(self, request: Request) -> Response:
         body = self.input_serializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        created = generation_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
+        idempotency = idempotency_from(request)
+        self.charge_rate_limit(request)  # only valid requests count
+        created = generation_create(key=request.auth, idempotency=idempotency, **body.validated_data)
         return respond_with_job(request, created)
 
 

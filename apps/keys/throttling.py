@@ -41,7 +41,13 @@ class RateState:
 
     @property
     def exceeded(self) -> bool:
+        """After counting this request: it went over the budget."""
         return self.used > self.limit
+
+    @property
+    def used_up(self) -> bool:
+        """Before counting: nothing is left for another request."""
+        return self.used >= self.limit
 
     def headers(self) -> dict[str, str]:
         return {
@@ -73,17 +79,24 @@ def rate_state(request: Request, *, increment: bool) -> RateState:
 
 
 class KeyRateThrottle(BaseThrottle):
-    """DRF's throttle contract: allow_request() counts the request against its key (unless
-    the view says this one is free) and answers False over budget; wait() is the seconds
-    until the window resets. ``state`` is the key's budget as this request left it."""
+    """DRF's throttle contract: allow_request() reads the key's budget and answers False
+    once it is used up; wait() is the seconds until the window resets. It does not count:
+    a RateLimitedView charges a request once it has been validated (refused requests cost
+    nothing), and a request the view exempts (an idempotent replay) is allowed whatever
+    the budget. ``state`` is the key's budget as this request left it."""
 
     def __init__(self) -> None:
         self.state: RateState | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        charge = view.charges_rate_limit(request) if isinstance(view, RateLimitedView) else True
-        self.state = rate_state(request, increment=charge)
-        return not self.state.exceeded
+        exempt = isinstance(view, RateLimitedView) and not view.charges_rate_limit(request)
+        try:
+            self.state = rate_state(request, increment=False)
+        except RateLimiterUnavailable:
+            if exempt:
+                return True  # answered without consulting the budget at all
+            raise
+        return exempt or not self.state.used_up
 
     def wait(self) -> float | None:
         return self.state.seconds_left if self.state else None  # already at least 1
@@ -106,6 +119,17 @@ class RateLimitedView(APIView):
     def charges_rate_limit(self, request: Request) -> bool:
         """Whether this request counts against the budget; views may exempt some."""
         return True
+
+    def charge_rate_limit(self, request: Request) -> None:
+        """Count this request, once the view has found it valid; over budget → 429 (the
+        counter is atomic, so concurrent requests never get more than the budget)."""
+        if not self.charges_rate_limit(request):
+            return
+        state = rate_state(request, increment=True)
+        if self.rate_throttle is not None:
+            self.rate_throttle.state = state
+        if state.exceeded:
+            self.throttled(request, state.seconds_left)
 
     def throttled(self, request: Request, wait: float | None) -> None:
         state = self.rate_throttle.state if self.rate_throttle else None

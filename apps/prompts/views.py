@@ -32,7 +32,9 @@ class EnhanceView(JobCreateView):
         self.prompt_sent = prompt if isinstance(prompt, str) else None
         body = EnhanceInputSerializer(data=data, context={"request": request})
         body.is_valid(raise_exception=True)
-        created = enhancement_create(key=request.auth, idempotency=idempotency_from(request), **body.validated_data)
+        idempotency = idempotency_from(request)
+        self.charge_rate_limit(request)  # only valid requests count
+        created = enhancement_create(key=request.auth, idempotency=idempotency, **body.validated_data)
         return respond_with_job(request, created)
 
     def handle_exception(self, exc: Exception) -> Any:
