@@ -15,7 +15,9 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    DisallowedHost, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -157,6 +159,19 @@ class LengthRequired(ApiError):
     hint = "Send the body with a Content-Length header (curl does this unless told to chunk)."
 
 
+class HostNotAllowed(ApiError):
+    status_code = 400
+    code = "host_not_allowed"
+    error = "Bad request"
+    hint = "Operators: add this host to ALLOWED_HOSTS (comma-separated); clients: use the server's configured name."
+
+    @classmethod
+    def for_request(cls, request: HttpRequest) -> HostNotAllowed:
+        # The raw Host header is not a secret; it is shown so the operator can allow it.
+        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "")
+        return cls(f"The Host header {host[:200]!r} is not in ALLOWED_HOSTS.", details={"host": host[:200]})
+
+
 class InternalError(ApiError):
     status_code = 500
     code = "internal_error"
@@ -238,8 +253,10 @@ def translate(exc: Exception, context: dict | None = None) -> ApiError:
         return PayloadTooLarge("The request body is larger than this server accepts.")
     if isinstance(exc, TooManyFilesSent):
         return ValidationFailed("Too many files in one request; send at most 3 reference images.", field="files")
+    if isinstance(exc, DisallowedHost) and request is not None:
+        return HostNotAllowed.for_request(request)
     if isinstance(exc, SuspiciousOperation):
-        return ValidationFailed("The request was malformed.")
+        return BadRequest("The request was malformed.")
     if isinstance(exc, drf.MethodNotAllowed):
         allowed = list(view.allowed_methods) if view else []
         method = request.method if request is not None else "?"
@@ -283,7 +300,9 @@ def closest(word: str, candidates: list[str]) -> str | None:
 
 # Django's own handlers (urls.py points at these): JSON even when DRF is not involved.
 def handler400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(ValidationFailed("The request was malformed."))
+    if isinstance(exception, DisallowedHost):
+        return error_response(HostNotAllowed.for_request(request))
+    return error_response(BadRequest("The request was malformed."))
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -274,3 +274,12 @@ def test_openapi_schema_and_swagger_ui_are_served_locally(api):
     assert "cdn.jsdelivr" not in html and "unpkg" not in html
     static = [part.split('"')[0] for part in html.split('src="')[1:]]
     assert static and all(api.get(src).status_code == 200 for src in static if src.startswith("/"))
+
+
+def test_a_host_not_in_allowed_hosts_is_named_with_the_setting(api, db):
+    r = api.get("/api/info", HTTP_HOST="evil.example:3000")
+    assert r.status_code == 400
+    body = r.json()
+    assert body["code"] == "host_not_allowed" and body["error"] == "Bad request"
+    assert "'evil.example:3000'" in body["message"] and "ALLOWED_HOSTS" in body["message"]
+    assert body["details"] == {"host": "evil.example:3000"} and "ALLOWED_HOSTS" in body["hint"]

@@ -364,3 +364,9 @@ def test_me_still_answers_when_the_counter_store_is_down(api, tenants, settings)
     r = api.get("/api/me", **auth(tenants.a))
     assert r.status_code == 200
     assert r.json()["rateLimit"] is None and "unreachable" in r.json()["rateLimitError"]
+
+
+def test_bearer_scheme_separated_by_a_tab_is_accepted(api, tenants):
+    assert api.get("/api/me", HTTP_AUTHORIZATION=f"Bearer\t{tenants.a}").status_code == 200
+    r = api.get("/api/me", HTTP_AUTHORIZATION=f"Token\t{tenants.a}")
+    assert r.status_code == 401 and "without the 'Bearer ' scheme" in r.json()["message"]

@@ -20,7 +20,8 @@ class ApiKeyAuthentication(BaseAuthentication):
         authorization = request.META.get("HTTP_AUTHORIZATION")
         if authorization is None:
             return None  # HasApiKey answers api_key_missing
-        scheme, _, token = authorization.strip().partition(" ")
+        # Any whitespace separates scheme and key (a tab is a common copy-paste slip).
+        scheme, token = (authorization.split(None, 1) + [""])[:2]
         if scheme.lower() != "bearer":
             # Never echo the header: it may be the key itself in another wrapping.
             if "bnt_" in authorization:
