@@ -395,3 +395,43 @@ def test_requests_refused_as_invalid_are_not_charged(api, worker, tenants, setti
     accepted = t2i(api, tenants.a, HTTP_PREFER="respond-async")
     assert accepted.status_code == 202 and accepted["X-RateLimit-Remaining"] == "0"
     assert t2i(api, tenants.a, HTTP_PREFER="respond-async").status_code == 429
+
+
+# --- database connections ----------------------------------------------------------------
+
+def test_a_claim_that_cannot_reach_the_database_is_retried_not_lost(api, worker, tenants, gemini, monkeypatch):
+    from django.db import OperationalError
+
+    from apps.jobs import services
+
+    real_claim, failures = services.job_claim, []
+
+    def claim_once_unavailable(*, job_id: str):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(job_id)
+            raise OperationalError("couldn't get a connection after 10.00 sec")
+        return real_claim(job_id=job_id)
+
+    monkeypatch.setattr(services, "job_claim", claim_once_unavailable)
+    job_id = t2i(api, tenants.a, HTTP_PREFER="respond-async").json()["jobId"]
+    # Redelivered within seconds (not left queued until the sweep, which is not running here).
+    assert poll_job(api, tenants.a, job_id, timeout=15)["status"] == "succeeded"
+    assert failures == [job_id] and Job.objects.get(pk=job_id).attempts == 1
+
+
+def test_no_database_connection_is_held_while_the_upstream_call_runs(api, worker, tenants, gemini, monkeypatch):
+    from django.db import connection
+
+    from workers.providers import gemini as gemini_provider
+
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite keeps its per-thread file connection; there is no server pool to exhaust")
+    real_call, held = gemini_provider._call_once, []
+
+    def observed(**kwargs):  # type: ignore[no-untyped-def]
+        held.append(connection.connection is not None)  # this worker thread's connection
+        return real_call(**kwargs)
+
+    monkeypatch.setattr(gemini_provider, "_call_once", observed)
+    assert t2i(api, tenants.a).status_code == 200
+    assert held == [False]

@@ -2,15 +2,23 @@
 idempotency. Registered under the names the jobs core publishes by (apps.jobs.task_names)."""
 from __future__ import annotations
 
-from celery import shared_task
+import random
 
+from celery import Task, shared_task
+
+from apps.jobs.errors import ClaimUnavailable
 from apps.jobs.services import job_run, job_sweep
 from apps.jobs.task_names import JOB_RUN, JOB_SWEEP
 
 
-@shared_task(name=JOB_RUN, ignore_result=True)
-def job_run_task(job_id: str) -> None:
-    job_run(job_id=job_id)
+# A claim that cannot reach the database is retried (a new message, then this one is
+# acked), never acked and forgotten; past max_retries the sweep republishes the job.
+@shared_task(bind=True, name=JOB_RUN, ignore_result=True, max_retries=30)
+def job_run_task(self: Task, job_id: str) -> None:
+    try:
+        job_run(job_id=job_id)
+    except ClaimUnavailable as exc:
+        raise self.retry(exc=exc, countdown=random.uniform(0.5, 2.0)) from None
 
 
 @shared_task(name=JOB_SWEEP, ignore_result=True)

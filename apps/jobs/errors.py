@@ -50,6 +50,11 @@ class JobError(ApiError):
         return err
 
 
+class ClaimUnavailable(Exception):
+    """The database could not be reached to claim a job (e.g. the connection pool was
+    exhausted). Not an API error: the task is retried, its message is not acked-and-lost."""
+
+
 class JobNotFound(NotFound):
     code = "job_not_found"
     default_message = "No job with this id for your project."

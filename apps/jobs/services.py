@@ -20,14 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from apps.jobs.deadline import job_deadline
-from apps.jobs.errors import IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
+from apps.jobs.errors import ClaimUnavailable, IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
 from apps.jobs.idempotency import Idempotency
 from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
@@ -183,11 +183,18 @@ def job_claim(*, job_id: str) -> Job | None:
 
 def job_run(*, job_id: str) -> None:
     """Run one job to its end. Idempotent: a second delivery is a no-op, and an attempt
-    whose lease was taken over cannot record its outcome (or keep what it stored)."""
-    job = job_claim(job_id=job_id)
+    whose lease was taken over cannot record its outcome (or keep what it stored).
+
+    Raises ClaimUnavailable when the database cannot be reached to claim the job (the
+    task retries). No database connection is held while the job's upstream calls run."""
+    try:
+        job = job_claim(job_id=job_id)
+    except DatabaseError as exc:
+        raise ClaimUnavailable(f"could not claim job {job_id}: {type(exc).__name__}") from exc
     if job is None:
         logger.info("job %s already taken or finished; skipping this delivery", job_id)
         return
+    _release_connection()
     kind = kind_get(job.kind)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
@@ -236,15 +243,20 @@ def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, 
     return bool(updated)
 
 
+def _release_connection() -> None:
+    """Hand this thread's database connection back before a long wait (an upstream call,
+    a sync request's wait), so a pool of DATABASE_POOL_SIZE serves any number of waits.
+    SQLite has no server side; its per-thread connection is kept (reopening costs more)."""
+    if connection.vendor != "sqlite" and not connection.in_atomic_block:
+        connection.close()
+
+
 def job_wait(*, job: Job, timeout: float) -> Job:
     """Wait up to ``timeout`` seconds for the job to finish; return the fresh row."""
     job.refresh_from_db()
     if job.is_finished:
         return job
-    if connection.vendor != "sqlite":
-        # A waiting request must not hold a pooled server connection for up to a minute
-        # (SQLite has no server side; its per-thread connection is kept).
-        connection.close()
+    _release_connection()
     wait_job_done(str(job.pk), timeout)
     job.refresh_from_db()
     return job
