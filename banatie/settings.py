@@ -290,7 +290,9 @@ LOGGING = {
 }
 
 # --- upstream retries (inside one job) -------------------------------------------------
-UPSTREAM_MAX_ATTEMPTS = env_int("UPSTREAM_MAX_ATTEMPTS", 3, minimum=1, maximum=10)
+# 8 calls with backoff 1, 2, 4, 8, 15, 15, 15 s: about a minute of a 120 s job is spent
+# riding out an upstream outage (a 429 burst, a 503 blip) before the job gives up.
+UPSTREAM_MAX_ATTEMPTS = env_int("UPSTREAM_MAX_ATTEMPTS", 8, minimum=1, maximum=30)
 UPSTREAM_RETRY_BASE_SECONDS = env_float("UPSTREAM_RETRY_BASE_SECONDS", 1.0, minimum=0.0)
 UPSTREAM_RETRY_MAX_SECONDS = env_float("UPSTREAM_RETRY_MAX_SECONDS", 15.0, minimum=0.0)
 

@@ -319,3 +319,28 @@ def test_forty_concurrent_sync_requests_wait_together(stack_factory, tenants, em
     assert codes == [200] * 40
     assert elapsed < 8, f"40 requests with 1 s upstream took {elapsed:.1f}s"
     assert len(emulator.requests) == 40
+
+
+def test_an_upstream_outage_of_a_few_seconds_is_ridden_out_inside_the_job(api, worker, tenants, gemini, settings):
+    # Real (scaled-down) backoff, default attempts: 0.25, 0.5, 1, 1, 1 ... s covers ~6 s.
+    import threading
+
+    settings.UPSTREAM_RETRY_BASE_SECONDS = 0.25
+    settings.UPSTREAM_RETRY_MAX_SECONDS = 1.0
+    gemini.fail_all(Reply.error(503))
+    threading.Timer(2.5, gemini.clear_fail_all).start()  # a 2.5-second 503 blip
+    r = enhance(api, tenants.a)
+    assert r.status_code == 200, r.json()
+    assert 3 <= len(gemini.requests) <= 8
+
+
+def test_upstream_retries_stop_at_the_jobs_deadline(api, worker, tenants, gemini, settings):
+    settings.UPSTREAM_MAX_ATTEMPTS = 30
+    settings.UPSTREAM_RETRY_BASE_SECONDS = 0.5
+    settings.UPSTREAM_RETRY_MAX_SECONDS = 1.0
+    settings.JOB_SOFT_TIME_LIMIT = 3
+    gemini.fail_all(Reply.error(503))
+    started = time.monotonic()
+    r = enhance(api, tenants.a)
+    assert r.status_code == 503 and r.json()["code"] == "upstream_unavailable"
+    assert time.monotonic() - started < 6 and len(gemini.requests) < 30
