@@ -94,6 +94,31 @@ def test_sweep_republishes_a_job_whose_message_was_lost(api, worker, tenants, ge
     assert done["status"] == "succeeded" and len(gemini.requests) == 1
 
 
+def test_sweep_leaves_a_job_whose_message_the_broker_still_holds(api, worker, tenants, gemini):
+    # A backlog: the message was delivered to a busy worker (prefetched, unacked) or waits
+    # in the queue. Republishing it would only add a copy; once it is gone, the sweep does.
+    import json
+    import time as clock
+
+    from banatie.celery import app
+
+    job = _queued_job(tenants)
+    tag = f"sweep-test-{job.id}"
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        message = {"headers": {"id": str(job.id), "task": "jobs.job_run"}, "body": ""}
+        channel.client.hset(channel.unacked_key, tag, json.dumps([message, "", "celery"]))
+        channel.client.zadd(channel.unacked_index_key, {tag: clock.time()})
+        try:
+            assert job_sweep()["republished"] == 0
+            assert len(gemini.requests) == 0
+        finally:
+            channel.client.hdel(channel.unacked_key, tag)
+            channel.client.zrem(channel.unacked_index_key, tag)
+    assert job_sweep()["republished"] == 1
+    assert poll_job(api, tenants.a, str(job.id))["status"] == "succeeded"
+
+
 def test_concurrent_sweeps_publish_once(api, worker, tenants, gemini):
     job = _queued_job(tenants)
     with ThreadPoolExecutor(4) as pool:

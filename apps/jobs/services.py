@@ -26,6 +26,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from apps.jobs.broker import task_ids_held
 from apps.jobs.deadline import job_deadline
 from apps.jobs.errors import ClaimUnavailable, IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
 from apps.jobs.idempotency import Idempotency
@@ -130,14 +131,19 @@ def job_sweep() -> dict[str, int]:
     repeatedly: each re-publish is preceded by a conditional update that only one sweep
     can win, so nothing is published twice by two sweeps.
 
-    - queued for longer than SWEEP_QUEUED_AFTER_SECONDS → published again (same task id);
+    - queued for longer than SWEEP_QUEUED_AFTER_SECONDS and its message no longer in the
+      broker (neither waiting nor delivered-unacked) → published again (same task id);
     - running with an expired lease → back to queued and published, or failed with
       too_many_attempts once JOB_MAX_ATTEMPTS deliveries were used up.
     """
     now = timezone.now()
     counts = {"republished": 0, "recovered": 0, "failed": 0}
     stale = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_SECONDS)
-    for job in Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]:
+    waiting = Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]
+    held = task_ids_held() if waiting else None
+    for job in waiting:
+        if held is not None and str(job.pk) in held:
+            continue  # its message is waiting its turn (a backlog), not lost
         won = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now)
         if won and _try_publish(job):
             counts["republished"] += 1
