@@ -230,6 +230,9 @@ STATIC_ROOT = env_str("STATIC_ROOT") or None  # only for an optional collectstat
 WHITENOISE_USE_FINDERS = True  # no collectstatic step needed
 WHITENOISE_AUTOREFRESH = False
 MAX_UPLOAD_FILE_BYTES = 5 * 1024 * 1024
+# Pixels of one reference image, read from its header before anything is decoded (a small
+# file can hold a huge, highly compressed image). Default 4096x4096.
+MAX_REFERENCE_PIXELS = env_int("MAX_REFERENCE_PIXELS", 4096 * 4096, minimum=1, maximum=40_000_000)
 MAX_UPLOAD_FILES = 3
 # Whole request body limit: three 5 MB files plus form fields.
 MAX_REQUEST_BYTES = env_int("MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024)

@@ -368,3 +368,24 @@ def test_offline_language_detection_is_thread_safe():
         results = set(pool.map(lambda _: detect_language("A mountain landscape with a river and tall pine trees"),
                                range(64)))
     assert results == {"en"}
+
+
+def test_generate_refuses_a_reference_over_the_pixel_limit_from_its_header(api, tenants, db, media, settings):
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (10, 20, 30)).save(buf, "PNG")  # ~100 KB, 36 Mpx
+    assert len(buf.getvalue()) < 500_000
+    r = generate(api, tenants.a, [SimpleUploadedFile("huge.png", buf.getvalue(), content_type="image/png")])
+    assert r.status_code == 400 and r.json()["code"] == "reference_image_invalid"
+    assert "6000x6000" in r.json()["message"] and str(settings.MAX_REFERENCE_PIXELS) in r.json()["message"]
+    assert stored_files(media) == [] and Job.objects.count() == 0
+
+
+def test_a_reference_that_only_a_full_decode_finds_broken_fails_its_job(api, worker, tenants, gemini, media):
+    whole = png((256, 192), fmt="JPEG")
+    cut = whole[: len(whole) // 2]  # a cut-off download: header fine, pixels missing
+    r = generate(api, tenants.a, [SimpleUploadedFile("cut.jpg", cut, content_type="image/jpeg")])
+    assert r.status_code == 400, r.json()
+    body = r.json()
+    assert body["code"] == "reference_image_corrupt" and body["details"]["file"] == "cut.jpg"
+    assert body["jobId"] and len(gemini.requests) == 0
+    assert stored_files(media) == []  # the upload was released when the job ended

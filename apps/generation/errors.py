@@ -2,6 +2,7 @@
 jobs core's: apps.jobs.errors)."""
 from __future__ import annotations
 
+from apps.jobs.errors import JobError
 from banatie.errors import ApiError, NotFound
 
 
@@ -10,6 +11,16 @@ class ReferenceImageInvalid(ApiError):
     code = "reference_image_invalid"
     error = "Reference image validation failed"
     hint = "Send PNG, JPEG or WebP images of at most 5 MB each (at most 3 files)."
+
+
+class ReferenceImageCorrupt(JobError):
+    """Found by the worker's full decode (the web process only reads headers and checksums)."""
+
+    status_code = 400
+    code = "reference_image_corrupt"
+    error = "Reference image validation failed"
+    default_message = "A reference image could not be decoded."
+    hint = "Send complete PNG, JPEG or WebP files (re-export the image if it came from a cut-off download)."
 
 
 class ReferenceImageTooLarge(ApiError):

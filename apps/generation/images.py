@@ -49,12 +49,16 @@ def sniff(data: bytes) -> str:
     return "unknown (not an image)"
 
 
-def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS, decode: bool = True) -> ImageInfo:
+def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS, decode: bool = False,
+                  max_pixels: int = MAX_PIXELS) -> ImageInfo:
     """Identify ``data`` and check it is intact. Raises ImageRejected for anything that is
-    not an allowed image of at most MAX_PIXELS pixels (checked before decoding).
+    not an allowed image of at most ``max_pixels`` pixels (read from the header, before a
+    single pixel is decoded).
 
-    ``decode=True`` (uploads) decodes every pixel; ``decode=False`` (model output) runs
-    Pillow's structural ``verify()`` instead: checksums and chunk layout, 100× cheaper."""
+    ``decode=False`` runs Pillow's structural ``verify()``: checksums and chunk layout, no
+    pixel buffer (the web process checks uploads this way: a 6000x6000 decode is ~140 MB).
+    ``decode=True`` decodes every pixel (the worker, one reference at a time, before it is
+    sent upstream), so a truncated JPEG is caught too."""
     fmt = "unknown"
     try:
         with warnings.catch_warnings():
@@ -65,9 +69,9 @@ def inspect_image(data: bytes, *, allowed: dict[str, str] = ALLOWED_FORMATS, dec
                 width, height = image.size
                 if fmt not in allowed:
                     raise ImageRejected(f"{fmt} images are not accepted", detected=f"image/{fmt.lower()}")
-                if width * height > MAX_PIXELS:
+                if width * height > max_pixels:
                     raise ImageRejected(
-                        f"{width}x{height} is {width * height} pixels; the limit is {MAX_PIXELS}",
+                        f"{width}x{height} is {width * height} pixels; the limit is {max_pixels}",
                         detected=allowed[fmt],
                     )
                 if decode:

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
-from apps.generation.errors import ReferenceImageInvalid, ReferenceImageTooLarge
+from apps.generation.errors import ReferenceImageCorrupt, ReferenceImageInvalid, ReferenceImageTooLarge
 from apps.generation.images import ALLOWED_FORMATS, EXTENSIONS, ImageInfo, ImageRejected, inspect_image
 from apps.generation.storage import image_save, reference_save, storage_delete, storage_read
 from apps.jobs.errors import UpstreamInvalidResponse
@@ -86,7 +86,7 @@ def reference_checked(upload: UploadedFile) -> CheckedReference:
         )
     data = upload.read()
     try:
-        info = inspect_image(data)
+        info = inspect_image(data, max_pixels=settings.MAX_REFERENCE_PIXELS)
     except ImageRejected as exc:
         raise ReferenceImageInvalid(
             f"Reference image {name!r} was rejected: {exc.reason}. Detected type: {exc.detected}; "
@@ -106,13 +106,11 @@ def image_generate(job: Job) -> dict[str, Any]:
     if request.get("auto_enhance"):
         enhancement = _prompt_enhancement(prompt, template=request.get("template"), options=request.get("options"))
         prompt = enhancement["enhancedPrompt"]
-    references = [
-        ReferenceImage(data=storage_read(ref["key"]), mime_type=ref["mimeType"]) for ref in request.get("references", [])
-    ]
+    references = [_reference_decoded(ref) for ref in request.get("references", [])]
     provider = get_image_provider()
     image = provider.generate(prompt=prompt, reference_images=references, aspect_ratio=request["aspect_ratio"])
     try:
-        info = inspect_image(image.data, decode=False)
+        info = inspect_image(image.data)
     except ImageRejected as exc:
         raise UpstreamInvalidResponse(
             f"The model returned bytes that are not a usable image: {exc.reason}.",
@@ -132,6 +130,20 @@ def image_generate(job: Job) -> dict[str, Any]:
         "generatedAt": iso(timezone.now()),
         "promptEnhancement": enhancement,
     }
+
+
+def _reference_decoded(ref: dict[str, Any]) -> ReferenceImage:
+    """A stored reference, decoded once in the worker (one at a time, so memory stays
+    bounded) before it goes upstream: a corrupt file fails the job, not Gemini's call."""
+    data = storage_read(ref["key"])
+    try:
+        inspect_image(data, decode=True, max_pixels=settings.MAX_REFERENCE_PIXELS)
+    except ImageRejected as exc:
+        raise ReferenceImageCorrupt(
+            f"Reference image {ref.get('name', 'file')!r} could not be decoded: {exc.reason}.",
+            details={"file": ref.get("name", "file"), "detectedType": exc.detected},
+        ) from None
+    return ReferenceImage(data=data, mime_type=ref["mimeType"])
 
 
 def _prompt_enhancement(prompt: str, *, template: str | None, options: dict[str, Any] | None) -> dict[str, Any]:
