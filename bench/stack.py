@@ -1,6 +1,7 @@
 """The service under test, started the way `make run` starts it, but entirely private:
 its own embedded Redis on a free port, a fresh SQLite file and media directory in a
-temporary directory, and the Gemini emulator (bench/emulator.py) as a separate process.
+temporary directory, and the Gemini emulator (tests/gemini_emulator.py --bench-defaults)
+as a separate process.
 
 The web, worker and beat commands are read from the Procfile and run through `sh -c`, as
 honcho runs them, so the benchmark always measures the same server and worker settings as
@@ -96,11 +97,13 @@ def _stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, wait: float 
 
 
 class Emulator:
-    """bench/emulator.py as a child process; latency changes through its stdin."""
+    """tests/gemini_emulator.py with its bench defaults, as a child process; latency
+    changes and the request count is read through its stdin commands."""
 
     def __init__(self, workdir: Path, render_every_image: bool = False) -> None:
-        extra = ["--render-every-image"] if render_every_image else []
-        self.proc = _spawn([sys.executable, "-m", "bench.emulator", "--port", "0", "--latency", "0", *extra],
+        extra = ["--no-cache-images"] if render_every_image else []
+        self.proc = _spawn([sys.executable, "-m", "tests.gemini_emulator", "--bench-defaults", "--port", "0",
+                            "--latency", "0", *extra],
                            log=workdir / "emulator.log", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.lock = threading.Lock()
         line = self._readline(15)
