@@ -27,13 +27,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
 from tests.stack import ROOT, Stack, spawn, stop_process
 
-__all__ = ["ROOT", "SYNC_WAIT_SECONDS", "BenchStack", "Emulator", "RssSampler"]
+__all__ = ["ROOT", "SYNC_WAIT_SECONDS", "BenchStack", "Emulator", "RssSampler", "process_trees"]
 
 SYNC_WAIT_SECONDS = 60
 
@@ -89,6 +90,18 @@ class Emulator:
         stop_process(self.proc, signal.SIGTERM, 5)
 
 
+def process_trees(pids: list[int]) -> Iterator[psutil.Process]:
+    """Each process and all its descendants (a gunicorn master and its workers), skipping
+    processes that are gone."""
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            members = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+        yield from members
+
+
 class RssSampler:
     """Peak resident memory of the web tree (gunicorn master + workers) and of the Celery
     worker processes, sampled every 0.25 s from a background thread."""
@@ -102,14 +115,9 @@ class RssSampler:
     @staticmethod
     def _tree_rss(pids: list[int]) -> int:
         total = 0
-        for pid in pids:
+        for member in process_trees(pids):
             try:
-                proc = psutil.Process(pid)
-                for member in [proc, *proc.children(recursive=True)]:
-                    try:
-                        total += member.memory_info().rss
-                    except psutil.Error:
-                        pass
+                total += member.memory_info().rss
             except psutil.Error:
                 pass
         return total
