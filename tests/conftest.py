@@ -3,6 +3,7 @@ tenants: a master key and two project keys in different projects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -103,10 +104,23 @@ def poll_job(client, key: str, job_id: str, timeout: float = 15.0) -> dict:  # t
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
 
 
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for processes outside pytest."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
 @pytest.fixture
 def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignore[no-untyped-def]
-    """Start the service as separate processes (gunicorn, Celery worker, beat, its own
-    Redis) against the test database and the emulator; stopped at teardown."""
+    """Start the service as separate processes (tests/stack.py: the Procfile's gunicorn,
+    Celery worker and beat, its own Redis) against the test database and the in-process
+    emulator; stopped at teardown. Keyword arguments are environment variables;
+    WORKER_CONCURRENCY (default 4 here) becomes the worker's --concurrency."""
     from tests.stack import Stack
 
     started: list[Stack] = []
@@ -114,10 +128,11 @@ def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignor
     emulator.latency = 0.0
 
     def start(**env: str) -> Stack:
-        stack = Stack(workdir=tmp_path / f"stack{len(started)}", env={
+        concurrency = int(env.pop("WORKER_CONCURRENCY", "4"))
+        stack = Stack(workdir=tmp_path / f"stack{len(started)}", worker_concurrency=concurrency, env={
+            "DATABASE_URL": database_url(), "WEB_CONCURRENCY": "1", "WEB_THREADS": "20", "LOG_LEVEL": "warning",
             "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url, **env,
         })
-        stack.workdir.mkdir()
         started.append(stack)
         return stack.start()
 

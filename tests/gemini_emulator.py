@@ -18,10 +18,42 @@ In-process use::
         ...
         assert emu.requests[-1]["model"] == "gemini-2.5-flash-image"
 
-As a process (benchmarks)::
+As a process::
 
     python tests/gemini_emulator.py --port 0 --latency 2.0
     # first stdout line: http://127.0.0.1:PORT ; serves until SIGTERM/SIGINT
+
+    python -m tests.gemini_emulator --bench-defaults --port 0   # what bench/ starts
+    # the same, with BENCH_OPTIONS (below) and one command per stdin line:
+    #   latency <seconds>   -> "ok latency <seconds>"
+    #   count               -> "count <requests received so far>"
+    # EOF on stdin (the driver is gone), SIGTERM or SIGINT stops it.
+
+Options for long runs (benchmarks). The defaults suit tests; ``BENCH_OPTIONS`` (CLI
+``--bench-defaults``) is what ``make bench`` uses, and every one can be set alone. None
+changes a reply's shape (the same JSON with a real PNG of the requested size):
+
+- ``record_requests=False``: requests are counted (``served``), not recorded. Tests
+  assert on every recorded request body, which under a benchmark would grow memory
+  without bound.
+- ``listen_backlog=1024`` instead of socketserver's 5: a real Gemini front end does not
+  drop SYNs when 100+ worker threads open connections at once, and a dropped SYN costs
+  the client a 1 s retransmit that would be charged to Banatie.
+- ``nodelay=True`` (TCP_NODELAY on accepted sockets): the handler writes the headers and
+  the body in two writes, and with Nagle's algorithm on, the body (under one loopback
+  segment) waits for the client's delayed ACK of the headers: up to 40 ms added to some
+  replies and not others, depending on the kernel's delayed-ACK heuristics. Google's
+  front ends do not do that, and it made the reference (direct SDK call) and Banatie's
+  own call differ by chance.
+- ``cache_images=True``: images are rendered once and reused (``IMAGE_VARIANTS`` per
+  size, picked by the prompt) instead of drawing a fresh PNG per request, ~13 ms of CPU
+  for 1024x1024 that a real Gemini spends on Google's machines, not on the cores under
+  test (it took 0.5-0.7 of 2 cores at 50-60 images/s). Banatie still receives, decodes,
+  checks and stores a real PNG per request. ``bench.run --render-every-image`` turns
+  this off.
+- ``latency`` is a plain attribute, so it can change between scenarios without a restart
+  (the worker keeps its GEMINI_BASE_URL and its pooled connections); the stdin command
+  ``latency <s>`` sets it in the process.
 
 Reply resolution order for a generateContent request:
 unknown path -> 404; missing API key -> 403; bad key (if ``valid_api_keys``
@@ -34,6 +66,7 @@ import argparse
 import base64
 import binascii
 import copy
+import functools
 import hashlib
 import io
 import itertools
@@ -43,6 +76,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +85,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image, ImageDraw
 
-__all__ = ["GeminiEmulator", "Reply", "DEFAULT_TEXT_REPLY", "image_size_for"]
+__all__ = ["GeminiEmulator", "Reply", "DEFAULT_TEXT_REPLY", "BENCH_OPTIONS", "image_size_for"]
 
 # Path shape the SDK produces: /{api_version}/models/{model}:generateContent
 # (google-genai 3.4.0 defaults to api_version "v1" for the Developer API).
@@ -145,6 +179,26 @@ def render_png(prompt: str, size: tuple[int, int], *, seed_extra: str = "") -> b
     # compress_level=1: large images stay cheap to produce under load.
     img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+IMAGE_VARIANTS = 16  # distinct cached images per size and seed (cache_images=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _rendered_variant(variant: int, size: tuple[int, int], seed_extra: str) -> bytes:
+    return render_png(f"bench image variant {variant}", size, seed_extra=seed_extra)
+
+
+def render_png_cached(prompt: str, size: tuple[int, int], *, seed_extra: str = "") -> bytes:
+    """One of ``IMAGE_VARIANTS`` real PNGs per size, chosen by the prompt, each rendered once."""
+    variant = zlib.crc32(prompt.encode("utf-8")) % IMAGE_VARIANTS
+    return _rendered_variant(variant, tuple(size), seed_extra)
+
+
+# The options `make bench` runs the emulator with (see the module docstring for why).
+BENCH_OPTIONS: dict[str, Any] = {
+    "record_requests": False, "listen_backlog": 1024, "nodelay": True, "cache_images": True,
+}
 
 
 @dataclass(frozen=True)
@@ -250,7 +304,7 @@ class Reply:
         def build(emu: "GeminiEmulator", rec: dict) -> dict:
             body = emu.default_body(rec, force_image=True)
             parts = body["candidates"][0]["content"]["parts"]
-            draft = render_png(emu.prompt_of(rec), (256, 256), seed_extra="thought:")
+            draft = emu.render(emu.prompt_of(rec), (256, 256), seed_extra="thought:")
             parts[:0] = [
                 {"text": "Sketching a draft first...", "thought": True},
                 {"inlineData": {"mimeType": "image/png",
@@ -270,9 +324,18 @@ class GeminiEmulator:
     """Threaded HTTP server emulating ``POST /{ver}/models/{model}:generateContent``."""
 
     def __init__(self, *, port: int = 0, latency: float = 0.0,
-                 valid_api_keys: Optional[Iterable[str]] = None) -> None:
+                 valid_api_keys: Optional[Iterable[str]] = None,
+                 record_requests: bool = True, listen_backlog: int = 5,
+                 nodelay: bool = False, cache_images: bool = False) -> None:
+        """``record_requests=False`` keeps only the count ``served`` (bounded memory);
+        ``listen_backlog``, ``nodelay`` and ``cache_images``: see the module docstring."""
         self._port = port
         self.latency = latency
+        self.record_requests = record_requests
+        self.listen_backlog = listen_backlog
+        self.nodelay = nodelay
+        self.render: Callable[..., bytes] = render_png_cached if cache_images else render_png
+        self.served = 0  # requests received since start or the last reset(), recorded or not
         # None = any non-empty key is accepted.
         self.valid_api_keys: Optional[set[str]] = set(valid_api_keys) if valid_api_keys else None
         self.text_reply: Union[dict[str, Any], Callable[[str], Any]] = copy.deepcopy(DEFAULT_TEXT_REPLY)
@@ -293,9 +356,16 @@ class GeminiEmulator:
             return self
         self._stopping.clear()
         handler = _make_handler(self)
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), handler, bind_and_activate=False)
+        server.request_queue_size = self.listen_backlog  # read by server_activate(): listen(n)
         # Daemon handler threads: a request sleeping in a delay must not block stop().
         server.daemon_threads = True
+        try:
+            server.server_bind()
+            server.server_activate()
+        except BaseException:
+            server.server_close()
+            raise
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -333,7 +403,7 @@ class GeminiEmulator:
     # ---- scripting & inspection -----------------------------------------
     @property
     def requests(self) -> list[dict]:
-        """Snapshot (copy) of recorded requests, oldest first."""
+        """Snapshot (copy) of recorded requests, oldest first (none if not ``record_requests``)."""
         with self._lock:
             return list(self._requests)
 
@@ -356,11 +426,12 @@ class GeminiEmulator:
         self.fail_all(None)
 
     def reset(self) -> None:
-        """Forget recorded requests, queued replies and the sticky fault."""
+        """Forget recorded requests (and the count), queued replies and the sticky fault."""
         with self._lock:
             self._requests.clear()
             self._queue.clear()
             self._sticky = None
+            self.served = 0
 
     @property
     def pending_replies(self) -> int:
@@ -375,7 +446,9 @@ class GeminiEmulator:
 
     def _record(self, rec: dict) -> None:
         with self._lock:
-            self._requests.append(rec)
+            self.served += 1
+            if self.record_requests:
+                self._requests.append(rec)
 
     def sleep(self, seconds: float) -> None:
         """Interruptible sleep so stop() never waits for a long scripted delay."""
@@ -427,7 +500,7 @@ class GeminiEmulator:
             img_cfg = cfg.get("imageConfig") or {}
             ratio = img_cfg.get("aspectRatio") or "1:1"
             long_side = _IMAGE_SIZES.get(str(img_cfg.get("imageSize") or "1K").upper(), 1024)
-            png = render_png(prompt, image_size_for(ratio, long_side))
+            png = self.render(prompt, image_size_for(ratio, long_side))
             parts = [
                 {"text": f"Here is your image: {prompt[:60]}"},
                 {"inlineData": {"mimeType": "image/png",
@@ -503,6 +576,7 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real API (httpx pools)
         server_version = "GeminiEmulator/1.0"
+        disable_nagle_algorithm = emu.nodelay  # TCP_NODELAY, set by StreamRequestHandler.setup()
         sys_version = ""
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -617,22 +691,61 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def _serve_commands(emu: GeminiEmulator, done: threading.Event) -> None:
+    """One command per stdin line (``latency <s>``, ``count``), one answer line each;
+    EOF means the driver is gone, so the emulator stops."""
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["latency"] and len(words) == 2:
+            try:
+                emu.latency = max(0.0, float(words[1]))
+            except ValueError:
+                print(f"error bad latency {words[1]!r}", flush=True)
+                continue
+            print(f"ok latency {emu.latency}", flush=True)
+        elif words == ["count"]:
+            print(f"count {emu.served}", flush=True)
+        elif words:
+            print(f"error unknown command {words[0]!r}", flush=True)
+    done.set()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """CLI: run the emulator until SIGTERM/SIGINT, printing the base URL first."""
+    """CLI: run the emulator until SIGTERM/SIGINT (or stdin EOF with --stdin-commands),
+    printing the base URL first. Unset options take the constructor's defaults, or
+    BENCH_OPTIONS (and --stdin-commands) with --bench-defaults."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     ap.add_argument("--latency", type=float, default=0.0,
                     help="seconds added to every default reply")
     ap.add_argument("--api-key", action="append", dest="api_keys",
                     help="accept only these keys (repeatable); default: any key")
+    ap.add_argument("--bench-defaults", action="store_true",
+                    help="BENCH_OPTIONS and --stdin-commands, unless set otherwise below")
+    flag = argparse.BooleanOptionalAction
+    ap.add_argument("--record-requests", action=flag, default=None,
+                    help="keep every request (tests) or only count them (bounded memory)")
+    ap.add_argument("--listen-backlog", type=int, default=None, help="listen() backlog")
+    ap.add_argument("--nodelay", action=flag, default=None, help="TCP_NODELAY on accepted sockets")
+    ap.add_argument("--cache-images", action=flag, default=None,
+                    help="render IMAGE_VARIANTS PNGs per size once and reuse them")
+    ap.add_argument("--stdin-commands", action=flag, default=None,
+                    help="answer 'latency <s>' and 'count' on stdin; EOF stops the emulator")
     args = ap.parse_args(argv)
 
-    emu = GeminiEmulator(port=args.port, latency=args.latency, valid_api_keys=args.api_keys)
+    options = dict(BENCH_OPTIONS) if args.bench_defaults else {}
+    for name in BENCH_OPTIONS:
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    commands = args.bench_defaults if args.stdin_commands is None else args.stdin_commands
+    emu = GeminiEmulator(port=args.port, latency=args.latency, valid_api_keys=args.api_keys, **options)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     emu.start()
-    print(emu.base_url, flush=True)  # first stdout line: benchmark drivers read it
+    print(emu.base_url, flush=True)  # first stdout line: drivers read it
+    if commands:
+        threading.Thread(target=_serve_commands, args=(emu, done), daemon=True).start()
     try:
         while not done.wait(0.5):
             pass

@@ -26,10 +26,10 @@ from google.genai import errors, types
 from PIL import Image, UnidentifiedImageError
 
 try:  # works whether or not tests/ is a package
-    from tests.gemini_emulator import GeminiEmulator, Reply, decode_inline_parts
+    from tests.gemini_emulator import BENCH_OPTIONS, GeminiEmulator, Reply, decode_inline_parts
 except ImportError:  # pragma: no cover
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from gemini_emulator import GeminiEmulator, Reply, decode_inline_parts
+    from gemini_emulator import BENCH_OPTIONS, GeminiEmulator, Reply, decode_inline_parts
 
 API_KEY = "test-key-123"
 IMAGE_MODEL = "gemini-2.5-flash-image"
@@ -373,6 +373,53 @@ def test_cli_prints_base_url_and_stops_on_sigterm():
         c = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=base_url))
         assert c.models.generate_content(model=TEXT_MODEL, contents="ping").text
         proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- bench options
+
+def test_bench_options_count_instead_of_recording_and_keep_the_reply_shape():
+    with GeminiEmulator(**BENCH_OPTIONS) as emu:
+        assert emu._server.request_queue_size == 1024
+        assert emu._server.RequestHandlerClass.disable_nagle_algorithm is True
+        c = make_client(emu)
+
+        def png(prompt: str, ratio: str = "1:1") -> bytes:
+            r = c.models.generate_content(model=IMAGE_MODEL, contents=prompt, config=image_config(ratio))
+            return _image_parts(r)[0].inline_data.data
+
+        first = png("cat")
+        assert png("cat") == first  # rendered once, reused
+        img = Image.open(io.BytesIO(png("a red fox", "16:9")))
+        assert img.format == "PNG" and img.size == (1024, 576)
+        assert emu.requests == [] and emu.last_request is None and emu.served == 3
+        emu.reset()
+        assert emu.served == 0
+
+
+def test_cli_bench_defaults_answer_stdin_commands_and_stop_on_eof():
+    script = Path(__file__).resolve().parent / "gemini_emulator.py"
+    proc = subprocess.Popen([sys.executable, str(script), "--bench-defaults", "--port", "0"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        base_url = proc.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+
+        def ask(command: str) -> str:
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+            return proc.stdout.readline().strip()
+
+        assert ask("latency 0.05") == "ok latency 0.05"
+        c = genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=base_url, timeout=5000))
+        assert c.models.generate_content(model=TEXT_MODEL, contents="ping").text
+        assert ask("count") == "count 1"
+        assert ask("launch") == "error unknown command 'launch'"
+        proc.stdin.close()
         assert proc.wait(timeout=5) == 0
     finally:
         if proc.poll() is None:
