@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "banatie.settings")
 app = Celery("banatie")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Tasks live in workers/tasks.py, outside the Django apps; imported when a worker starts.
-app.conf.imports = ["workers.tasks"]
+app.conf.imports = ["workers.tasks", "workers.lifecycle"]

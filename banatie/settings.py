@@ -140,14 +140,18 @@ SYNC_WAIT_SECONDS = env_float("SYNC_WAIT_SECONDS", 60.0, minimum=0.0, maximum=36
 JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 120, minimum=1, maximum=3600)
 JOB_HARD_TIME_LIMIT = env_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 30, minimum=JOB_SOFT_TIME_LIMIT + 1,
                               maximum=7200)
-# A running job's claim; past it (worker died) the sweep or a redelivery may take the job.
-JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", JOB_HARD_TIME_LIMIT + 10, minimum=JOB_SOFT_TIME_LIMIT + 1,
-                            maximum=86400)
+# A running job's claim, renewed by its worker's heartbeat every JOB_HEARTBEAT_SECONDS;
+# when a worker dies its leases run out and the sweep hands its jobs to another worker.
+JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 5.0, minimum=0.1, maximum=600.0)
+JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 20, minimum=int(JOB_HEARTBEAT_SECONDS * 2) + 1, maximum=86400)
+# On SIGTERM a worker finishes what it can within this grace, then hands the rest back to
+# the queue at once (below the supervisor's SIGKILL deadline, SHUTDOWN_GRACE_SECONDS).
+WORKER_SHUTDOWN_GRACE_SECONDS = env_float("WORKER_SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0.0, maximum=3600.0)
 # Deliveries of one job before it fails with too_many_attempts.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 # The sweep: every SWEEP_INTERVAL_SECONDS, re-publish jobs queued for longer than
 # SWEEP_QUEUED_AFTER_SECONDS (their message was lost) and recover expired leases.
-SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=1.0)
+SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 10.0, minimum=1.0)
 SWEEP_QUEUED_AFTER_SECONDS = env_float("SWEEP_QUEUED_AFTER_SECONDS", 60.0, minimum=1.0)
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 
@@ -167,7 +171,8 @@ CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
 # Redelivery of an unacked task happens after this; it must exceed the hard limit or a
 # slow-but-alive job would be handed to a second worker.
 BROKER_VISIBILITY_TIMEOUT = env_int(
-    "BROKER_VISIBILITY_TIMEOUT", JOB_HARD_TIME_LIMIT * 2 + 60, minimum=JOB_LEASE_SECONDS + 1, maximum=86400
+    "BROKER_VISIBILITY_TIMEOUT", JOB_HARD_TIME_LIMIT * 2 + 60, minimum=max(JOB_LEASE_SECONDS, JOB_HARD_TIME_LIMIT) + 1,
+    maximum=86400
 )
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,

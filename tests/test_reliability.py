@@ -296,7 +296,8 @@ def test_concurrent_duplicates_create_one_job(worker, live_server, tenants, gemi
 @pytest.fixture
 def stack(stack_factory):  # type: ignore[no-untyped-def]
     return stack_factory(
-        JOB_SOFT_TIME_LIMIT="6", JOB_HARD_TIME_LIMIT="7", JOB_LEASE_SECONDS="8", BROKER_VISIBILITY_TIMEOUT="10",
+        JOB_SOFT_TIME_LIMIT="6", JOB_HARD_TIME_LIMIT="7", JOB_LEASE_SECONDS="8", JOB_HEARTBEAT_SECONDS="2",
+        BROKER_VISIBILITY_TIMEOUT="10",
         SWEEP_INTERVAL_SECONDS="1", SWEEP_QUEUED_AFTER_SECONDS="2", SYNC_WAIT_SECONDS="20",
         UPSTREAM_RETRY_BASE_SECONDS="0.05",
     )
@@ -387,6 +388,39 @@ def test_sigterm_lets_running_jobs_and_waiting_requests_finish(stack, tenants, e
     assert stack.wait_exit("worker") == 0 and stack.wait_exit("web") == 0
     job = Job.objects.get()
     assert job.status == "succeeded" and job.attempts == 1
+
+
+@pytest.mark.slow
+def test_a_dead_workers_job_is_finished_by_another_within_45_seconds(stack_factory, tenants, emulator):
+    # The shipped lease, heartbeat and sweep interval (no overrides): a worker that dies is
+    # noticed a lease later, not after the job's whole time limit.
+    stack = stack_factory()
+    emulator.enqueue(Reply.delay(30))  # the attempt that dies never gets its answer
+    job_id = _post(stack, tenants.a, prefer_async=True).json()["jobId"]
+    _wait_for(lambda: len(emulator.requests) == 1, 10, "the upstream call")
+    killed_at = time.monotonic()
+    stack.signal("worker", signal.SIGKILL)
+    stack.wait_exit("worker")
+    stack.start_worker()
+    body = _job_done(stack, tenants.a, job_id, timeout=60)
+    assert body["status"] == "succeeded" and body["attempts"] == 2, body
+    assert time.monotonic() - killed_at < 45
+
+
+@pytest.mark.slow
+def test_sigterm_hands_back_a_job_the_worker_cannot_finish_within_its_grace(stack_factory, tenants, emulator):
+    stack = stack_factory(WORKER_SHUTDOWN_GRACE_SECONDS="1")
+    emulator.enqueue(Reply.delay(30))
+    job_id = _post(stack, tenants.a, prefer_async=True).json()["jobId"]
+    _wait_for(lambda: len(emulator.requests) == 1, 10, "the upstream call")
+    stack.signal("worker", signal.SIGTERM)
+    stack.wait_exit("worker", timeout=15)  # it stops after its grace, not after the job
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.lease_expires_at) == ("queued", None)  # back in the queue at once
+    started = time.monotonic()
+    stack.start_worker()
+    assert _job_done(stack, tenants.a, job_id, timeout=20)["status"] == "succeeded"
+    assert time.monotonic() - started < 15  # not a lease or a sweep later
 
 
 def test_an_idempotent_replay_is_answered_even_when_the_budget_is_used_up(api, worker, tenants, gemini, settings):

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from apps.jobs.broker import task_ids_held
 from apps.jobs.deadline import job_deadline
 from apps.jobs.errors import ClaimUnavailable, IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
+from apps.jobs.heartbeat import job_running, running_jobs_take
 from apps.jobs.idempotency import Idempotency
 from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
@@ -205,10 +206,30 @@ def job_run(*, job_id: str) -> None:
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
     else:
-        outcome = _outcome(job, kind.run)
+        with job_running(job):  # the heartbeat keeps the lease while it runs
+            outcome = _outcome(job, kind.run)
     if not _finish(job, **outcome):
         kind.discard_result(outcome.get("result"))
         logger.warning("job %s attempt %d lost its lease; its result was discarded", job.id, job.attempts)
+
+
+def jobs_hand_back() -> int:
+    """This worker is stopping: put the jobs it is still running back in the queue at once
+    (not a lease later), so the next worker starts them now. The attempts that were cut
+    off can no longer record anything (their claim is gone). Returns how many."""
+    handed = 0
+    now = timezone.now()
+    for job_id, attempt in running_jobs_take().items():
+        if Job.objects.filter(pk=job_id, attempts=attempt, status=Job.Status.RUNNING).update(
+                status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
+            handed += 1
+            try:
+                _publish(job_id)
+            except _BROKER_ERRORS as exc:  # queued: the sweep publishes it
+                logger.warning("could not republish handed-back job %s: %s", job_id, type(exc).__name__)
+    if handed:
+        logger.warning("handed %d running job(s) back to the queue", handed)
+    return handed
 
 
 def _too_many_attempts(started: int) -> dict[str, Any]:
