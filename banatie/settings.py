@@ -4,6 +4,7 @@ A bad value raises ImproperlyConfigured naming the variable, so start-up stops l
 """
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import dj_database_url
@@ -157,6 +158,12 @@ IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=
 
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
+# kombu's Redis transport with a fix for broker restarts (see the module's docstring).
+CELERY_BROKER_TRANSPORT = "banatie.redis_transport:Transport"
+if REDIS_URL.startswith("rediss://"):
+    # Naming the transport skips kombu's own rediss:// handling; verify the server's
+    # certificate (kombu's fallback would not).
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 CELERY_RESULT_BACKEND = None  # results live in the Job row; nothing rides the backend
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -283,3 +283,13 @@ def test_a_host_not_in_allowed_hosts_is_named_with_the_setting(api, db):
     assert body["code"] == "host_not_allowed" and body["error"] == "Bad request"
     assert "'evil.example:3000'" in body["message"] and "ALLOWED_HOSTS" in body["message"]
     assert body["details"] == {"host": "evil.example:3000"} and "ALLOWED_HOSTS" in body["hint"]
+
+
+@pytest.mark.parametrize("url,tls", [("redis://127.0.0.1:1/0", False), ("rediss://127.0.0.1:1/0", True)])
+def test_the_broker_uses_our_redis_transport_and_keeps_tls_for_rediss(url, tls):
+    probe = ("import django; django.setup(); from banatie.celery import app; c = app.connection_for_write(); "
+             "print(type(c.transport).__module__, bool(c.ssl))")
+    env = {**os.environ, "REDIS_URL": url, "SECRET_KEY": "x"}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["banatie.redis_transport", str(tls)]

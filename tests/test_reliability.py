@@ -375,6 +375,32 @@ def test_redis_restart_turns_waiting_requests_into_202_and_queued_jobs_still_fin
 
 
 @pytest.mark.slow
+def test_a_redis_restart_with_jobs_in_flight_leaves_the_same_workers_consuming(stack_factory, tenants, emulator):
+    # Fewer jobs in flight than worker threads, so the worker also waits in BRPOP when Redis
+    # dies: kombu then half-closed its channel and the worker exited (AttributeError in
+    # _connparams). The fix: banatie.redis_transport.
+    stack = stack_factory(WORKER_CONCURRENCY="8")
+    emulator.latency = 3
+    running = [_post(stack, tenants.a, prefer_async=True).json()["jobId"] for _ in range(3)]
+    _wait_for(lambda: len(emulator.requests) == 3, 15, "three upstream calls")
+    worker_pid = stack.procs["worker"][0].pid
+    port = stack.redis.port
+    stack.redis.proc.kill()  # kill -9
+    stack.redis.proc.wait(5)
+    time.sleep(1)
+    from banatie.runner import EmbeddedRedis
+
+    stack.redis = EmbeddedRedis(port=port, workdir=stack.workdir).start()
+    emulator.latency = 0
+    for job_id in running:  # in flight when Redis died: they finish
+        assert _job_done(stack, tenants.a, job_id, timeout=30)["status"] == "succeeded"
+    after = [_post(stack, tenants.a, prefer_async=True).json()["jobId"] for _ in range(5)]
+    for job_id in after:  # and the same worker process keeps consuming
+        assert _job_done(stack, tenants.a, job_id, timeout=30)["status"] == "succeeded"
+    assert stack.procs["worker"][0].pid == worker_pid and stack.procs["worker"][0].poll() is None
+
+
+@pytest.mark.slow
 def test_sigterm_lets_running_jobs_and_waiting_requests_finish(stack, tenants, emulator):
     emulator.latency = 2
     results: dict = {}
