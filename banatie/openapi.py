@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
@@ -23,6 +23,13 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
              "description": "Your key: X-API-Key: bnt_... (documented form)."},
             {"type": "http", "scheme": "bearer", "description": "The same key as Authorization: Bearer bnt_..."},
         ]
+
+
+class JsonObjectFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "banatie.serializers.JsonObjectField"
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        return auto_schema.resolve_serializer(self.target.inner, direction).ref
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -70,7 +77,8 @@ PREFER = OpenApiParameter(
     description="`respond-async`: answer 202 at once with the job to poll instead of waiting.",
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
-    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$"},
+    OpenApiParameter.HEADER, required=False,
     description="Retry-safe key (1-255 visible ASCII characters): the same key and body within 24 h "
                 "returns the original job, without a second charge.",
 )
@@ -122,6 +130,38 @@ def add_common_headers(result: dict[str, Any], generator: Any, request: Any, pub
                     headers["Retry-After"] = _header("Seconds to wait before retrying.", required=True)
                 if status == "202":
                     headers["Location"] = _header("The job's status URL.", required=True)
+    return result
+
+
+# What DRF's CharField does to every request string: trims surrounding whitespace (then
+# min_length applies to what is left) and refuses NUL and lone surrogates. The whitespace
+# class is spelled out (what Python's str.strip() strips), since a schema's \s is ECMA's.
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_TEXT = rf"[^{_WS}\x00\ud800-\udfff]"
+_ANY = r"[^\x00\ud800-\udfff]"
+_SPACE = rf"[{_WS}]"
+
+
+def _string_pattern(min_length: int) -> str:
+    if min_length <= 1:
+        return rf"^{_SPACE}*{_TEXT}(?:{_ANY}*{_TEXT})?{_SPACE}*$"
+    return rf"^{_SPACE}*{_TEXT}{_ANY}{{{min_length - 2},}}{_TEXT}{_SPACE}*$"
+
+
+def state_input_constraints(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Request schemas say what the server enforces, so a request the schema calls valid is
+    accepted: no unknown fields (StrictSerializer refuses them), and strings as DRF checks them."""
+    for name, schema in result.get("components", {}).get("schemas", {}).items():
+        if not name.endswith("Request") or schema.get("type") != "object":
+            continue
+        schema.setdefault("additionalProperties", False)
+        for prop in schema.get("properties", {}).values():
+            for target in [prop, prop.get("items") or {}]:
+                if target.get("type") == "string" and not ({"format", "enum", "pattern"} & set(target)):
+                    if target.get("minLength", 0) >= 1:
+                        target["pattern"] = _string_pattern(target["minLength"])
+                    else:
+                        target["pattern"] = rf"^{_ANY}*$"
     return result
 
 

@@ -2,6 +2,7 @@
 answer for unknown or read-only fields (with a "did you mean" suggestion)."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import serializers
@@ -19,8 +20,9 @@ def json_type(value: Any) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+# Rejects unknown and read-only fields by name instead of silently ignoring them. (A
+# comment: a docstring would become every request schema's description.)
 class StrictSerializer(serializers.Serializer):
-    """Rejects unknown and read-only fields by name instead of silently ignoring them."""
 
     # Fields a client may see in responses but must not send.
     read_only_names: tuple[str, ...] = ()
@@ -121,6 +123,33 @@ class StrictChoiceField(serializers.ChoiceField):
         if data not in self.choice_strings_to_values:
             self.fail("invalid_choice", input=data, allowed=", ".join(self.choice_strings_to_values))
         return self.choice_strings_to_values[data]
+
+
+class JsonObjectField(serializers.Field):
+    """A multipart form field holding a JSON object, validated by ``serializer`` (in the
+    schema: that serializer's object, which OpenAPI sends as JSON in a multipart part)."""
+
+    default_error_messages = {"invalid": "Expected a JSON object in this form field, e.g. {{\"template\": \"photorealistic\"}}: {error}."}
+
+    def __init__(self, serializer: type[serializers.Serializer], **kwargs: Any) -> None:
+        self.inner = serializer
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except ValueError as exc:
+                self.fail("invalid", error=str(exc))
+        if not isinstance(data, dict):
+            self.fail("invalid", error="not an object")
+        inner = self.inner(data=data)
+        inner.is_valid(raise_exception=True)
+        return dict(inner.validated_data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
 
 
 # --- output ----------------------------------------------------------------------------

@@ -325,6 +325,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "banatie.openapi.add_common_headers",
+        "banatie.openapi.state_input_constraints",
     ],
     "PREPROCESSING_HOOKS": ["banatie.openapi.only_api_routes"],
     "ENUM_NAME_OVERRIDES": {

@@ -191,8 +191,11 @@ def test_celery_is_configured_for_safe_redelivery():
     assert conf.worker_pool == "threads"
     assert conf.task_soft_time_limit < conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
     # The threads pool cannot enforce Celery's limits; what protects us is the job's own
-    # deadline, inside its lease, inside the broker's redelivery timeout.
-    assert settings.JOB_SOFT_TIME_LIMIT < settings.JOB_LEASE_SECONDS < conf.broker_transport_options["visibility_timeout"]
+    # deadline, inside the broker's redelivery timeout, and a lease its worker's heartbeat
+    # renews (so the lease is short: a dead worker's jobs come back quickly).
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    assert settings.JOB_SOFT_TIME_LIMIT < settings.JOB_HARD_TIME_LIMIT < visibility
+    assert settings.JOB_HEARTBEAT_SECONDS * 2 < settings.JOB_LEASE_SECONDS < visibility
     assert settings.CELERY_RESULT_BACKEND is None
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +12,7 @@ from apps.generation.services import reference_checked
 from apps.jobs.models import Job
 from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
 from banatie.serializers import (
-    OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
+    JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
 )
 from workers.providers.templates import IMAGE_ASPECT_RATIOS, TEMPLATES
 
@@ -50,32 +49,6 @@ class TextToImageInputSerializer(StrictSerializer):
     enhancementOptions = EnhancementOptionsSerializer(required=False, source="enhancement_options")
     # Its tags are merged into the validated data (source="*"): tags=[...].
     meta = MetaSerializer(required=False, source="*")
-
-
-@extend_schema_field({"type": "string", "description": "A JSON object as text, e.g. {\"template\": \"comic\"}."})
-class JsonObjectField(serializers.Field):
-    """A multipart form field holding a JSON object, validated by ``serializer``."""
-
-    default_error_messages = {"invalid": "Expected a JSON object in this form field, e.g. {{\"template\": \"photorealistic\"}}: {error}."}
-
-    def __init__(self, serializer: type[serializers.Serializer], **kwargs: Any) -> None:
-        self.inner = serializer
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if isinstance(data, str):
-            try:
-                data = json.loads(data) if data.strip() else {}
-            except ValueError as exc:
-                self.fail("invalid", error=str(exc))
-        if not isinstance(data, dict):
-            self.fail("invalid", error="not an object")
-        inner = self.inner(data=data)
-        inner.is_valid(raise_exception=True)
-        return dict(inner.validated_data)
-
-    def to_representation(self, value: Any) -> Any:
-        return value
 
 
 class GenerateInputSerializer(StrictSerializer):
