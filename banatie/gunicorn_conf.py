@@ -4,7 +4,7 @@ gthread, not sync: a synchronous API call holds its connection while Gemini work
 (seconds), so each process needs many threads; sync workers collapse under load.
 """
 from banatie.env import env_int, env_str
-from banatie.settings import SYNC_WAIT_SECONDS
+from banatie.settings import SYNC_WAIT_SECONDS, TRUSTED_PROXIES
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 3000, minimum=1, maximum=65535)}"
 worker_class = "gthread"
@@ -18,5 +18,7 @@ backlog = 2048
 # Accepted connections wait inside the process for a free thread (first come, first
 # served) instead of starving in the listen backlog.
 worker_connections = max(threads * 2, 1000)
+# X-Forwarded-* only from configured proxies (gunicorn's default trusts any loopback client).
+forwarded_allow_ips = ",".join(TRUSTED_PROXIES)
 accesslog = None
 errorlog = "-"

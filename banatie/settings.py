@@ -29,6 +29,9 @@ if not SECRET_KEY:
     SECRET_KEY = "insecure-debug-only-key"
 ENVIRONMENT = env_str("ENVIRONMENT", "development" if DEBUG else "production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# Addresses of reverse proxies whose X-Forwarded-Proto/-For the web server believes
+# (gunicorn's forwarded_allow_ips). Empty: believe no client, even one on loopback.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

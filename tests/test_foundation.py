@@ -296,3 +296,16 @@ def test_the_broker_uses_our_redis_transport_and_keeps_tls_for_rediss(url, tls):
     proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["banatie.redis_transport", str(tls)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted,scheme", [("", "http"), ("127.0.0.1", "https")])
+def test_x_forwarded_proto_is_believed_only_from_trusted_proxies(stack_factory, tenants, trusted, scheme):
+    import requests
+
+    stack = stack_factory(TRUSTED_PROXIES=trusted)
+    r = requests.post(f"{stack.url}/api/text-to-image", timeout=30,
+                      json={"prompt": "a lighthouse", "filename": "light", "autoEnhance": False},
+                      headers={"X-API-Key": tenants.a, "X-Forwarded-Proto": "https"})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["url"].startswith(f"{scheme}://127.0.0.1:{stack.port}/api/images/")
