@@ -42,6 +42,13 @@ def auth(key: str) -> dict[str, str]:
 # --- the job pipeline: a real Celery worker, real Redis, the Gemini emulator ------------
 
 @pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Stored images go to the test's own directory (pytest removes old ones), never into
+    the developer's var/media."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
 def _fast_upstream_retries(settings):  # type: ignore[no-untyped-def]
     """Keep retry back-off real but short, so fault tests take milliseconds."""
     settings.UPSTREAM_RETRY_BASE_SECONDS = 0.01

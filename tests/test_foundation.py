@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.db import OperationalError
@@ -309,3 +310,12 @@ def test_x_forwarded_proto_is_believed_only_from_trusted_proxies(stack_factory, 
                       headers={"X-API-Key": tenants.a, "X-Forwarded-Proto": "https"})
     assert r.status_code == 200, r.text
     assert r.json()["data"]["url"].startswith(f"{scheme}://127.0.0.1:{stack.port}/api/images/")
+
+
+def test_tests_store_images_in_their_own_directory_not_var_media(settings, tmp_path):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    assert not Path(settings.MEDIA_ROOT).resolve().is_relative_to(Path(settings.VAR_DIR).resolve())
+    key = default_storage.save("probe/x.png", ContentFile(b"x"))
+    assert (tmp_path / "media" / key).is_file()

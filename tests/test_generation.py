@@ -389,3 +389,13 @@ def test_a_reference_that_only_a_full_decode_finds_broken_fails_its_job(api, wor
     assert body["code"] == "reference_image_corrupt" and body["details"]["file"] == "cut.jpg"
     assert body["jobId"] and len(gemini.requests) == 0
     assert stored_files(media) == []  # the upload was released when the job ended
+
+
+@pytest.mark.parametrize("given,suggested", [("cat.png", "cat"), ("my cat", "my-cat"), ("a/b.jpeg", "a-b")])
+def test_a_bad_filename_says_what_is_allowed_and_suggests_one(api, tenants, db, given, suggested):
+    r = api.post("/api/text-to-image", {"prompt": "a cat on a mat", "filename": given}, format="json",
+                 **auth(tenants.a))
+    assert r.status_code == 400 and r.json()["field"] == "filename"
+    message = r.json()["message"]
+    assert "letters, digits, '_' or '-'" in message and "extension is added for you" in message
+    assert f"Try '{suggested}'." in message and "Enter a valid value" not in message

@@ -370,3 +370,11 @@ def test_bearer_scheme_separated_by_a_tab_is_accepted(api, tenants):
     assert api.get("/api/me", HTTP_AUTHORIZATION=f"Bearer\t{tenants.a}").status_code == 200
     r = api.get("/api/me", HTTP_AUTHORIZATION=f"Token\t{tenants.a}")
     assert r.status_code == 401 and "without the 'Bearer ' scheme" in r.json()["message"]
+
+
+@pytest.mark.parametrize("header", ["HTTP_X_API_KEY", "HTTP_AUTHORIZATION"])
+def test_an_unexpanded_shell_variable_is_named_as_such(api, db, header):
+    value = "$NANO_BANANA_KEY" if header == "HTTP_X_API_KEY" else "Bearer $NANO_BANANA_KEY"
+    r = api.get("/api/me", **{header: value})
+    assert r.status_code == 401 and r.json()["code"] == "api_key_malformed"
+    assert "did not expand" in r.json()["message"] and "export NANO_BANANA_KEY=" in r.json()["hint"]

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -17,14 +17,27 @@ from banatie.serializers import (
 from workers.providers.templates import IMAGE_ASPECT_RATIOS, TEMPLATES
 
 FILENAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
+FILENAME_RULE = ("Use 1-100 letters, digits, '_' or '-' (no dots, slashes or spaces); "
+                 "the extension is added for you.")
+
+
+def filename_suggestion(value: str) -> str:
+    """What the caller probably meant: no extension, other characters as '-'."""
+    stem = re.sub(r"\.[A-Za-z0-9]{1,5}$", "", value.strip())
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_-]", "-", stem)).strip("-")[:100]
+
+
+def validate_filename(value: str) -> None:
+    if not re.match(FILENAME_PATTERN, value):
+        suggestion = filename_suggestion(value)
+        raise serializers.ValidationError(
+            f"{value[:100]!r} is not allowed. {FILENAME_RULE}" + (f" Try {suggestion!r}." if suggestion else ""))
 
 
 def filename_field() -> StrictCharField:
     return StrictCharField(
-        max_length=100, validators=[RegexValidator(FILENAME_PATTERN)],
+        max_length=100, validators=[validate_filename],
         error_messages={
-            "invalid": "Use 1-100 letters, digits, '_' or '-' (no dots, slashes or spaces); "
-                       "the extension is added for you.",
             "required": "filename is required.", "blank": "filename is required.",
             "max_length": "filename must be at most 100 characters.",
         },

@@ -132,6 +132,12 @@ def key_parse(raw: str, *, header: str) -> tuple[str, str]:
             f"The key in {header} contains whitespace or a line break.",
             hint="Trim spaces and newlines around and inside the key (check how you read it from a file or env var).",
         )
+    if re.fullmatch(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?", value):
+        raise ApiKeyMalformed(
+            f"The {header} header holds the text {value!r}, not a key: the shell did not expand that variable.",
+            hint=f"Set it first (export {value.strip('${}')}=bnt_...) or use double quotes around the header; "
+                 "single quotes stop the shell from expanding it.",
+        )
     if not value.startswith(KEY_PREFIX):
         raise ApiKeyMalformed(
             f"The key in {header} does not start with 'bnt_'.",
