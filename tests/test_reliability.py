@@ -520,3 +520,51 @@ def test_no_database_connection_is_held_while_the_upstream_call_runs(api, worker
     monkeypatch.setattr(gemini_provider, "_call_once", observed)
     assert t2i(api, tenants.a).status_code == 200
     assert held == [False]
+
+
+@pytest.mark.slow
+def test_thirty_concurrent_uploads_of_large_reference_images_keep_web_memory_bounded(stack_factory, tenants):
+    # Three 4000x4000 PNGs (tiny files, 16 Mpx each: a full decode is ~64 MB each) per
+    # request, 30 at once. The web process reads headers and checksums only.
+    import io
+
+    import psutil
+    from PIL import Image
+
+    stack = stack_factory(WEB_THREADS="30")
+    files = []
+    for color in ((200, 30, 30), (30, 200, 30), (30, 30, 200)):
+        buf = io.BytesIO()
+        Image.new("RGB", (4000, 4000), color).save(buf, "PNG")
+        files.append(buf.getvalue())
+    web = psutil.Process(stack.procs["web"][0].pid)
+
+    def web_rss() -> int:
+        return sum(p.memory_info().rss for p in [web, *web.children(recursive=True)])
+
+    before, peak, stop = web_rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], web_rss())
+
+    def upload(i: int) -> int:
+        return requests.post(
+            f"{stack.url}/api/generate", headers={"X-API-Key": tenants.a, "Prefer": "respond-async"},
+            data={"prompt": f"a tree {i}", "filename": f"tree{i}"},
+            files=[("files", (f"ref{n}.png", data, "image/png")) for n, data in enumerate(files)], timeout=60,
+        ).status_code
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            statuses = list(pool.map(upload, range(30)))
+    finally:
+        stop.set()
+        sampler.join()
+    assert statuses == [202] * 30
+    # Decoding would need 30 x 3 x 64 MB; checking headers and checksums needs next to nothing.
+    grown = (peak[0] - before) / 2**20
+    print(f"web RSS grew by {grown:.0f} MB")
+    assert grown < 250, f"web RSS grew by {grown:.0f} MB"
