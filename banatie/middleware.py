@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from typing import Callable
 
@@ -14,13 +15,15 @@ from banatie.errors import InternalError, LengthRequired, PayloadTooLarge, error
 from banatie.request_context import current_request_id, reset_request_id, set_request_id
 
 logger = logging.getLogger("banatie.request")
+access = logging.getLogger("banatie.access")
 
 # A client's id is kept only if it is short and boring, so it is safe in logs and headers.
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class RequestIdMiddleware:
-    """X-Request-ID in and out; the id is on every log line of the request."""
+    """X-Request-ID in and out; the id is on every log line of the request, and one access
+    line (method, path, route, status, duration) is logged per request, errors included."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -28,11 +31,14 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id
         token = set_request_id(request_id)
+        started = time.monotonic()
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
+            match = request.resolver_match
+            access.info("%s %s %d %.1fms route=%s", request.method, request.path[:300], response.status_code,
+                        (time.monotonic() - started) * 1000, match.url_name if match else "-")
             return response
         finally:
             reset_request_id(token)

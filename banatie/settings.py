@@ -303,7 +303,9 @@ LOGGING = {
         "google_genai": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
-        "django.request": {"level": "ERROR"},
+        # Our access line and our error handler log every request with its id; Django's
+        # own 5xx line comes after the request's context ends (it showed "[-]").
+        "django.request": {"level": "CRITICAL"},
     },
 }
 

@@ -319,3 +319,17 @@ def test_tests_store_images_in_their_own_directory_not_var_media(settings, tmp_p
     assert not Path(settings.MEDIA_ROOT).resolve().is_relative_to(Path(settings.VAR_DIR).resolve())
     key = default_storage.save("probe/x.png", ContentFile(b"x"))
     assert (tmp_path / "media" / key).is_file()
+
+
+def test_every_request_gets_one_access_line_with_its_id_errors_included(api, tenants, caplog):
+    import logging
+
+    from banatie.middleware import RequestIdLogFilter
+
+    caplog.set_level(logging.INFO, logger="banatie.access")
+    caplog.handler.addFilter(RequestIdLogFilter())
+    api.get("/api/me", HTTP_X_REQUEST_ID="trace-401")
+    api.get("/api/jobs/nope", HTTP_X_API_KEY=tenants.a, HTTP_X_REQUEST_ID="trace-404")
+    lines = {r.request_id: r.getMessage() for r in caplog.records if r.name == "banatie.access"}
+    assert lines["trace-401"].startswith("GET /api/me 401 ") and lines["trace-401"].endswith("route=me")
+    assert lines["trace-404"].startswith("GET /api/jobs/nope 404 ") and "ms route=job" in lines["trace-404"]

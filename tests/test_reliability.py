@@ -568,3 +568,18 @@ def test_thirty_concurrent_uploads_of_large_reference_images_keep_web_memory_bou
     grown = (peak[0] - before) / 2**20
     print(f"web RSS grew by {grown:.0f} MB")
     assert grown < 250, f"web RSS grew by {grown:.0f} MB"
+
+
+def test_worker_log_lines_of_a_job_carry_the_request_id_of_its_request(api, worker, tenants, gemini, caplog):
+    import logging
+
+    from banatie.middleware import RequestIdLogFilter
+
+    caplog.set_level(logging.WARNING)
+    caplog.handler.addFilter(RequestIdLogFilter())
+    gemini.enqueue(Reply.error(503))  # one retry: a warning logged by the worker thread
+    r = t2i(api, tenants.a, HTTP_X_REQUEST_ID="trace-job-7")
+    assert r.status_code == 200
+    retried = [rec for rec in caplog.records if "retrying" in rec.getMessage()]
+    assert retried and {rec.request_id for rec in retried} == {"trace-job-7"}
+    assert {rec.threadName for rec in retried} != {threading.current_thread().name}  # the worker's own

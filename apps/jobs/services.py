@@ -37,6 +37,7 @@ from apps.jobs.task_names import JOB_RUN
 from apps.jobs.wakeup import signal_job_done, wait_job_done
 from apps.keys.models import ApiKey
 from banatie.celery import app as celery_app
+from banatie.request_context import current_request_id
 from banatie.timefmt import iso
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,8 @@ def _idempotent_original(*, key: ApiKey, idempotency: Idempotency) -> Job | None
 
 def _publish(job_id: str) -> None:
     # By name: services never import tasks (workers/tasks.py registers JOB_RUN).
-    celery_app.send_task(JOB_RUN, (job_id,), task_id=job_id)
+    # The request id travels with the message, so the worker's log lines of this job carry it.
+    celery_app.send_task(JOB_RUN, (job_id,), task_id=job_id, headers={"request_id": current_request_id()})
 
 
 def job_enqueue(*, job: Job) -> None:
