@@ -18,7 +18,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import (
     DisallowedHost, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent,
 )
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -309,7 +310,10 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return error_response(Forbidden())
 
 
-def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/admin/"):
+        # The admin is a set of HTML pages for people: its 404 is one of them.
+        return page_not_found(request, exception or Http404())
     return error_response(NotFound())
 
 

@@ -351,10 +351,30 @@ def test_staff_without_change_permission_cannot_revoke(client, limited_staff, te
     assert tenants.a_key.revoked_at is None
 
 
-def test_admin_unknown_page_is_json_404_not_500(client, admin_user):
+def test_admin_unknown_page_is_an_html_404_like_the_rest_of_the_admin_not_500(client, admin_user):
     client.force_login(admin_user)
     r = client.get("/admin/nonexistent-app/")
-    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert r.status_code == 404 and r["Content-Type"].startswith("text/html")
+    assert client.get("/api/nonexistent").json()["code"] == "route_not_found"  # the API stays JSON
+
+
+def test_admin_key_page_has_a_revoke_button_that_revokes(client, admin_user, tenants):
+    client.force_login(admin_user)
+    page = client.get(f"/admin/keys/apikey/{tenants.a_key.pk}/change/").content.decode()
+    assert f'action="/admin/keys/apikey/{tenants.a_key.pk}/revoke/"' in page and "Revoke this key" in page
+    r = client.post(f"/admin/keys/apikey/{tenants.a_key.pk}/revoke/")
+    assert r.status_code == 302
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.revoked_at is not None
+    page = client.get(f"/admin/keys/apikey/{tenants.a_key.pk}/change/").content.decode()
+    assert "Revoke this key" not in page and "revoked" in page.lower()
+
+
+def test_admin_revoke_button_needs_change_permission_and_a_post(client, limited_staff, tenants):
+    client.force_login(limited_staff)
+    assert client.post(f"/admin/keys/apikey/{tenants.a_key.pk}/revoke/").status_code == 403
+    tenants.a_key.refresh_from_db()
+    assert tenants.a_key.revoked_at is None
 
 
 def test_me_still_answers_when_the_counter_store_is_down(api, tenants, settings):

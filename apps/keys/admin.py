@@ -2,10 +2,16 @@
 itself, never through messages/session storage), revoke."""
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import path
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -42,6 +48,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields + ("name",)
     actions = ["revoke_selected"]
+    change_form_template = "admin/keys/apikey/change_form.html"
 
     @admin.display(description="key")
     def display_prefix(self, obj: ApiKey) -> str:
@@ -59,6 +66,25 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 self.message_user(request, exc.message, messages.ERROR)
                 return
         self.message_user(request, "Revoked.", messages.SUCCESS)
+
+    def get_urls(self) -> list:  # type: ignore[type-arg]
+        revoke = path("<uuid:key_id>/revoke/", self.admin_site.admin_view(self.revoke_view), name="keys_apikey_revoke")
+        return [revoke, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def revoke_view(self, request: HttpRequest, key_id: uuid.UUID) -> HttpResponse:
+        """The key page's Revoke button (POST only, change permission): as the API revokes."""
+        key = self.get_object(request, str(key_id))
+        if key is None:
+            raise Http404
+        if not self.has_change_permission(request, key):
+            raise PermissionDenied
+        try:
+            key_revoke(key=key)
+            self.message_user(request, f"Revoked {self.display_prefix(key)}.", messages.SUCCESS)
+        except LastMasterKey as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        return redirect("admin:keys_apikey_change", key.pk)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         if not self.has_add_permission(request):
