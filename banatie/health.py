@@ -2,11 +2,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
+
+
+# Checks an app adds to /health beside the built-in ones (banatie imports no app: the app
+# registers from its AppConfig.ready()). Each returns {"status": "up" | "down", ...}.
+_CHECKS: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def register_check(name: str, check: Callable[[], dict[str, Any]]) -> None:
+    _CHECKS[name] = check
+
+
+def registered_checks() -> dict[str, dict[str, Any]]:
+    return {name: check() for name, check in _CHECKS.items()}
 
 
 def active_provider_name() -> str:

@@ -212,6 +212,9 @@ GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 90.0, minimum=1.0)
 # HTTP connections to Gemini per process: at least the worker's thread count.
+# /health asks Gemini (the image model's metadata) at most once per TTL per process.
+HEALTH_PROVIDER_TTL_SECONDS = env_float("HEALTH_PROVIDER_TTL_SECONDS", 60.0, minimum=0.0, maximum=86400.0)
+HEALTH_PROVIDER_TIMEOUT_SECONDS = env_float("HEALTH_PROVIDER_TIMEOUT_SECONDS", 3.0, minimum=0.1, maximum=60.0)
 GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", 256, minimum=1, maximum=10000)
 
 # --- storage -------------------------------------------------------------------------

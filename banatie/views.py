@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from banatie.errors import RouteNotFound, closest
-from banatie.health import active_provider_name, check_database, check_redis, check_worker
+from banatie.health import active_provider_name, check_database, check_redis, check_worker, registered_checks
 from banatie.timefmt import iso
 
 STARTED_AT = time.monotonic()
@@ -63,10 +63,12 @@ class HealthView(PublicView):
         checks = {"database": check_database(), "redis": check_redis()}
         checks["worker"] = check_worker() if checks["redis"]["status"] == "up" else {"status": "unknown"}
         checks["provider"] = {"status": "up", "name": active_provider_name()}
+        checks.update(registered_checks())  # e.g. the provider's own check (workers.providers)
         if checks["database"]["status"] != "up" or checks["redis"]["status"] != "up":
             overall, code = "unhealthy", 503
-        elif checks["worker"]["status"] != "up":
-            overall, code = "degraded", 200  # requests are accepted and will wait in the queue
+        elif any(check["status"] != "up" for name, check in checks.items() if name not in ("database", "redis")):
+            # Requests are accepted (they wait in the queue, or fail with a clear upstream error).
+            overall, code = "degraded", 200
         else:
             overall, code = "healthy", 200
         return Response(

@@ -87,6 +87,8 @@ from PIL import Image, ImageDraw
 
 __all__ = ["GeminiEmulator", "Reply", "DEFAULT_TEXT_REPLY", "BENCH_OPTIONS", "image_size_for"]
 
+# GET /{api_version}/models/{model}: the model's metadata (models.get), e.g. a health check.
+_MODEL_RE = re.compile(r"^/(?P<version>v1|v1beta|v1alpha)/models/(?P<model>[^/:]+)$")
 # Path shape the SDK produces: /{api_version}/models/{model}:generateContent
 # (google-genai 3.4.0 defaults to api_version "v1" for the Developer API).
 _GENERATE_RE = re.compile(
@@ -338,6 +340,9 @@ class GeminiEmulator:
         self.served = 0  # requests received since start or the last reset(), recorded or not
         # None = any non-empty key is accepted.
         self.valid_api_keys: Optional[set[str]] = set(valid_api_keys) if valid_api_keys else None
+        # Model names models.get answers 404 NOT_FOUND for (a misconfigured model name).
+        self.unknown_models: set[str] = set()
+        self.model_lookups = 0
         self.text_reply: Union[dict[str, Any], Callable[[str], Any]] = copy.deepcopy(DEFAULT_TEXT_REPLY)
         self.plain_text_reply: str = "Emulated answer to: {prompt}"
         self._lock = threading.Lock()
@@ -432,6 +437,8 @@ class GeminiEmulator:
             self._queue.clear()
             self._sticky = None
             self.served = 0
+            self.model_lookups = 0
+            self.unknown_models = set()
 
     @property
     def pending_replies(self) -> int:
@@ -626,9 +633,13 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                 "raw_body": raw,
                 "time": time.time(),
             }
-            emu._record(rec)
-
-            if m is None or self.command != "POST":
+            meta = _MODEL_RE.match(split.path) if self.command == "GET" else None
+            if meta is None:
+                emu._record(rec)
+            else:  # metadata lookups are counted apart: `requests` stays the generation calls
+                with emu._lock:
+                    emu.model_lookups += 1
+            if (m is None or self.command != "POST") and meta is None:
                 self._send_reply(emu, rec, Reply.error(
                     404, f"Method or path not found: {self.command} {split.path}"))
                 return
@@ -647,6 +658,16 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                     details=[{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
                               "reason": "API_KEY_INVALID",
                               "domain": "googleapis.com"}]))
+                return
+            if meta is not None:  # models.get: metadata of a known model, else 404 NOT_FOUND
+                name = meta.group("model")
+                if name in emu.unknown_models:
+                    self._send_reply(emu, rec, Reply.error(404, f"models/{name} is not found for API version "
+                                                                f"{meta.group('version')}.", "NOT_FOUND"))
+                else:
+                    self._send_reply(emu, rec, Reply.json({
+                        "name": f"models/{name}", "displayName": name, "version": "001",
+                        "supportedGenerationMethods": ["generateContent", "countTokens"]}))
                 return
             self._send_reply(emu, rec, emu._next_reply() or Reply())
 

@@ -333,3 +333,58 @@ def test_every_request_gets_one_access_line_with_its_id_errors_included(api, ten
     lines = {r.request_id: r.getMessage() for r in caplog.records if r.name == "banatie.access"}
     assert lines["trace-401"].startswith("GET /api/me 401 ") and lines["trace-401"].endswith("route=me")
     assert lines["trace-404"].startswith("GET /api/jobs/nope 404 ") and "ms route=job" in lines["trace-404"]
+
+
+# --- /health asks the provider --------------------------------------------------------------
+
+@pytest.fixture
+def fresh_provider_health(settings):  # type: ignore[no-untyped-def]
+    from workers import providers
+
+    providers._health_cache.clear()
+    settings.HEALTH_PROVIDER_TTL_SECONDS = 60
+    yield
+    providers._health_cache.clear()
+
+
+def test_health_reports_gemini_up_with_a_good_key(api, worker, gemini, fresh_provider_health):
+    body = api.get("/health").json()
+    assert body["status"] == "healthy" and body["checks"]["provider"]["status"] == "up"
+    assert body["checks"]["provider"]["name"] == "gemini" and gemini.model_lookups == 1
+
+
+@pytest.mark.parametrize("fault,says", [
+    ("wrong-key", "GEMINI_API_KEY"), ("unknown-model", "GEMINI_IMAGE_MODEL"), ("unreachable", "GEMINI_BASE_URL"),
+])
+def test_health_is_degraded_naming_what_is_wrong_with_gemini(api, worker, gemini, settings, fresh_provider_health,
+                                                             fault, says):
+    from banatie.runner import free_port
+
+    if fault == "wrong-key":
+        gemini.valid_api_keys = {"the-right-key"}
+    elif fault == "unknown-model":
+        gemini.unknown_models = {settings.GEMINI_IMAGE_MODEL}
+    else:
+        settings.GEMINI_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    try:
+        r = api.get("/health")
+    finally:
+        gemini.valid_api_keys = None
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "degraded" and body["checks"]["provider"]["status"] == "down"
+    assert says in body["checks"]["provider"]["reason"]
+    assert settings.GEMINI_API_KEY not in r.content.decode()
+
+
+def test_health_asks_gemini_at_most_once_per_ttl(api, worker, gemini, settings, fresh_provider_health):
+    for _ in range(3):
+        assert api.get("/health").json()["checks"]["provider"]["status"] == "up"
+    assert gemini.model_lookups == 1
+    from workers import providers
+
+    settings.HEALTH_PROVIDER_TTL_SECONDS = 0  # applies to answers stored from now on
+    providers._health_cache.clear()
+    api.get("/health")
+    api.get("/health")
+    assert gemini.model_lookups == 3

@@ -8,3 +8,10 @@ class JobsConfig(AppConfig):
     name = "apps.jobs"
     label = "jobs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # /health asks the provider the jobs call (the banatie package imports no app).
+        from banatie.health import register_check
+        from workers.providers import provider_health
+
+        register_check("provider", provider_health)

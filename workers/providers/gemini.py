@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import httpx2
 from django.conf import settings
@@ -216,3 +217,28 @@ class GeminiImageProvider:
             data=bytes(image.data), mime_type=image.mime_type or "application/octet-stream",
             description=description, model=response.model_version or self.model,
         )
+
+
+def gemini_health() -> dict[str, Any]:
+    """A cheap authenticated call (the image model's metadata): does Gemini answer, accept
+    this server's key, and know the configured model? Never raises; never shows the key."""
+    model = settings.GEMINI_IMAGE_MODEL
+    base = {"name": "gemini", "model": model}
+    try:
+        client_from_settings().models.get(model=model, config=types.GetModelConfig(
+            http_options=types.HttpOptions(timeout=int(settings.HEALTH_PROVIDER_TIMEOUT_SECONDS * 1000))))
+    except errors.APIError as exc:
+        if exc.code in (400, 401, 403):
+            reason = (f"Gemini refused this server's API key ({exc.code} {exc.status}); "
+                      "the operator must fix GEMINI_API_KEY.")
+        elif exc.code == 404:
+            reason = f"Gemini does not know the model {model!r} (GEMINI_IMAGE_MODEL)."
+        else:
+            reason = f"Gemini answered {exc.code} {exc.status}."
+        return {**base, "status": "down", "reason": reason}
+    except httpx2.TimeoutException:
+        return {**base, "status": "down", "reason": "Gemini did not answer the health check in time."}
+    except httpx2.TransportError as exc:
+        return {**base, "status": "down", "reason": f"Could not reach Gemini ({type(exc).__name__}); "
+                                                    "check GEMINI_BASE_URL and the network."}
+    return {**base, "status": "up"}
