@@ -4,6 +4,7 @@ import re
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -27,16 +28,23 @@ def filename_suggestion(value: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_-]", "-", stem)).strip("-")[:100]
 
 
-def validate_filename(value: str) -> None:
-    if not re.match(FILENAME_PATTERN, value):
-        suggestion = filename_suggestion(value)
-        raise serializers.ValidationError(
-            f"{value[:100]!r} is not allowed. {FILENAME_RULE}" + (f" Try {suggestion!r}." if suggestion else ""))
+class FilenameValidator(RegexValidator):
+    """FILENAME_PATTERN (a RegexValidator, so the OpenAPI schema shows the pattern), with a
+    message that says the rule and suggests a name that follows it."""
+
+    def __init__(self) -> None:
+        super().__init__(FILENAME_PATTERN)
+
+    def __call__(self, value: str) -> None:
+        if not self.regex.match(str(value)):
+            suggestion = filename_suggestion(str(value))
+            raise serializers.ValidationError(
+                f"{str(value)[:100]!r} is not allowed. {FILENAME_RULE}" + (f" Try {suggestion!r}." if suggestion else ""))
 
 
 def filename_field() -> StrictCharField:
     return StrictCharField(
-        max_length=100, validators=[validate_filename],
+        max_length=100, validators=[FilenameValidator()],
         error_messages={
             "required": "filename is required.", "blank": "filename is required.",
             "max_length": "filename must be at most 100 characters.",
