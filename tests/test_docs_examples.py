@@ -1,7 +1,8 @@
 """Every curl example in README.md and docs/*.md runs against a live server.
 
 A ```bash block containing `curl` is executed (in order, per file) with the host replaced
-by the live server and $MASTER_KEY / $PROJECT_KEY set. Each HTTP status it gets must be
+by the live server and $MASTER_KEY / $PROJECT_KEY set. The README's blocks run in one shell
+session, as a reader types them (each uses what the previous one exported). Each HTTP status it gets must be
 below 400, unless the line before the block says `<!-- expect: 401 401 -->` (the statuses
 of its requests, in order). Blocks that set their own curl --write-out are not counted.
 """
@@ -67,9 +68,25 @@ def check_file(path: Path, *, base_url: str, env: dict[str, str], cwd: Path) -> 
 def test_readme_quick_start_works_on_a_fresh_installation(worker, live_server, tmp_path):
     import os
 
+    examples = blocks(ROOT / "README.md")
+    marker = "__BLOCK_DONE__"
+    session = "".join(f"{body}\necho {marker} >&2\n" for _, body in examples)
+    session += 'echo "MASTER_KEY=$MASTER_KEY PROJECT_KEY=$PROJECT_KEY"\n'
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
-    check_file(ROOT / "README.md", base_url=live_server.url, env=env, cwd=tmp_path)
-    assert {"MASTER_KEY", "PROJECT_KEY"} <= set(env)
+    script = PRELUDE + session.replace("http://localhost:3000", live_server.url)
+    proc = subprocess.run(["bash", "-e", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, f"the quick start failed:\n{proc.stderr}"
+    per_block = [[int(s) for s in re.findall(r"HTTPSTATUS:(\d{3})", chunk)] for chunk in proc.stderr.split(marker)]
+    for (expected, body), statuses in zip(examples, per_block):
+        if expected is not None:
+            assert statuses == expected, f"expected {expected}, got {statuses} for:\n{body}"
+        else:
+            assert statuses and all(s < 400 for s in statuses), f"got {statuses} for:\n{body}"
+    keys = dict(item.split("=", 1) for item in proc.stdout.strip().splitlines()[-1].split())
+    assert keys["MASTER_KEY"].startswith("bnt_") and keys["PROJECT_KEY"].startswith("bnt_")
+    assert proc.stdout.strip().splitlines()[-2].endswith("True")  # the downloaded file is a PNG
+    assert (tmp_path / "sunset.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("doc", [p for p in DOCS if p.parent.name == "docs" and blocks(p)], ids=lambda p: p.name)
