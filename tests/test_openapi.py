@@ -94,3 +94,11 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(worker, live
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - report every operation at once
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_enum_names_are_stable_and_collision_free(api, db, capsys):
+    schema = api.get("/api/schema/").json()
+    enums = {name for name in schema["components"]["schemas"] if name.endswith("Enum")}
+    assert {"JobStatusEnum", "HealthStatusEnum", "KindEnum"} <= enums
+    assert not [name for name in enums if re.search(r"\d", name)]  # e.g. Status444Enum
+    assert "collision" not in capsys.readouterr().err

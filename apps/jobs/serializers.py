@@ -53,7 +53,7 @@ class JobAcceptedOutputSerializer(OutputSerializer):
     success = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
     jobId = serializers.UUIDField(source="id")
-    status = serializers.ChoiceField(choices=Job.Status.values)
+    status = serializers.ChoiceField(choices=Job.Status.choices)
     statusUrl = serializers.CharField(source="status_url")
 
     def get_success(self, job: Job) -> bool:
@@ -121,7 +121,7 @@ class JobDetailOutputSerializer(OutputSerializer):
     success = serializers.SerializerMethodField()
     jobId = serializers.UUIDField(source="id")
     kind = serializers.ChoiceField(choices=[])
-    status = serializers.ChoiceField(choices=Job.Status.values)
+    status = serializers.ChoiceField(choices=Job.Status.choices)
     attempts = serializers.IntegerField()
     createdAt = IsoDateTimeField(source="created_at")
     startedAt = IsoDateTimeField(source="started_at", allow_null=True)
