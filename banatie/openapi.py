@@ -74,7 +74,9 @@ JOB_ENDPOINT_ERRORS = (400, 401, 405, 413, 415, 422, 429, 500, 502, 503, 504)
 
 PREFER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False,
-    description="`respond-async`: answer 202 at once with the job to poll instead of waiting.",
+    description="`respond-async`: answer 202 at once with the job to poll instead of waiting. `wait=N`: wait at "
+                "most N seconds (up to SYNC_WAIT_SECONDS, default 60) for the result before answering 202; the "
+                "answer then carries `Preference-Applied: wait=N`. Both may be combined with commas.",
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[\x21-\x7e]+$"},

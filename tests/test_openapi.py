@@ -102,3 +102,12 @@ def test_enum_names_are_stable_and_collision_free(api, db, capsys):
     assert {"JobStatusEnum", "HealthStatusEnum", "KindEnum"} <= enums
     assert not [name for name in enums if re.search(r"\d", name)]  # e.g. Status444Enum
     assert "collision" not in capsys.readouterr().err
+
+
+def test_job_endpoints_document_prefer_wait_and_no_base_class_text(api, db):
+    schema = api.get("/api/schema/").json()
+    for path in ("/api/text-to-image", "/api/generate", "/api/enhance"):
+        operation = schema["paths"][path]["post"]
+        assert "What every job-creating endpoint shares" not in operation.get("description", "")
+        prefer = next(p for p in operation["parameters"] if p["name"] == "Prefer")
+        assert "respond-async" in prefer["description"] and "wait=N" in prefer["description"]
