@@ -111,3 +111,15 @@ def test_job_endpoints_document_prefer_wait_and_no_base_class_text(api, db):
         assert "What every job-creating endpoint shares" not in operation.get("description", "")
         prefer = next(p for p in operation["parameters"] if p["name"] == "Prefer")
         assert "respond-async" in prefer["description"] and "wait=N" in prefer["description"]
+
+
+def test_every_job_endpoints_request_example_is_accepted_as_is(api, worker, tenants):
+    # What Swagger UI's "Try it out" pre-fills must work when sent unchanged.
+    schema = api.get("/api/schema/").json()
+    for path in ("/api/text-to-image", "/api/generate", "/api/enhance"):
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        media, body = next(iter(content.items()))
+        example = next(iter(body["examples"].values()))["value"]
+        fmt = "json" if media == "application/json" else "multipart"
+        r = api.post(path, example, format=fmt, HTTP_X_API_KEY=tenants.a, HTTP_PREFER="respond-async")
+        assert r.status_code == 202, (path, r.json())

@@ -5,7 +5,7 @@ import hashlib
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,7 +40,10 @@ class _GenerationCreateView(JobCreateView):
 
 @extend_schema_view(post=extend_schema(
     operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
-    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY], responses=_GENERATION_RESPONSES))
+    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY], responses=_GENERATION_RESPONSES,
+    examples=[OpenApiExample("A sunset", request_only=True, value={
+        "prompt": "A beautiful sunset over mountains", "filename": "sunset", "aspectRatio": "16:9",
+        "autoEnhance": True, "enhancementOptions": {"template": "photorealistic", "mood": "calm"}})]))
 class TextToImageView(_GenerationCreateView):
     input_serializer = TextToImageInputSerializer
 
@@ -49,7 +52,10 @@ class TextToImageView(_GenerationCreateView):
     operation_id="generate_create", tags=["generation"],
     summary="Generate an image with optional reference images (multipart)",
     request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY],
-    responses=_GENERATION_RESPONSES))
+    responses=_GENERATION_RESPONSES,
+    examples=[OpenApiExample("A mountain, no reference images", request_only=True, media_type="multipart/form-data", value={
+        "prompt": "A majestic mountain landscape at sunset", "filename": "mountain", "aspectRatio": "1:1",
+        "autoEnhance": False})]))
 class GenerateView(_GenerationCreateView):
     parser_classes = [MultiPartParser, FormParser]
     input_serializer = GenerateInputSerializer

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -24,6 +24,8 @@ class EnhanceView(JobCreateView):
     @extend_schema(
         operation_id="enhance_create", tags=["generation"], summary="Enhance a prompt",
         request=EnhanceInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY],
+        examples=[OpenApiExample("A cat", request_only=True, value={
+            "prompt": "a cat on a windowsill", "options": {"imageStyle": "photorealistic", "aspectRatio": "16:9"}})],
         responses={200: EnhanceOutputSerializer, 202: JobAcceptedOutputSerializer, **errors(*JOB_ENDPOINT_ERRORS)},
     )
     def post(self, request: Request) -> Response:
