@@ -10,7 +10,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, var_dir,
+    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, shutdown_grace_seconds, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -149,6 +149,9 @@ JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 # SWEEP_QUEUED_AFTER_SECONDS (their message was lost) and recover expired leases.
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 30.0, minimum=1.0)
 SWEEP_QUEUED_AFTER_SECONDS = env_float("SWEEP_QUEUED_AFTER_SECONDS", 60.0, minimum=1.0)
+# After SIGTERM every process gets this long to finish what it holds (gunicorn's
+# graceful_timeout for waiting sync requests; `make run` kills what is left after it).
+SHUTDOWN_GRACE_SECONDS = shutdown_grace_seconds()
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 
 # --- celery --------------------------------------------------------------------------
