@@ -3,10 +3,10 @@ its own embedded Redis on a free port, a fresh SQLite file and media directory i
 temporary directory, and the Gemini emulator (bench/emulator.py) as a separate process.
 
 The web, worker and beat commands are read from the Procfile and run through `sh -c`, as
-honcho runs them, so the benchmark always measures the same server and worker settings as
-`make run` (WEB_CONCURRENCY, WEB_THREADS and WORKER_CONCURRENCY from the environment win,
+`make run` runs them, so the benchmark always measures the same server and worker settings
+as `make run` (WEB_CONCURRENCY, WEB_THREADS and WORKER_CONCURRENCY from the environment win,
 exactly as there). Only two things differ: the beat schedule file lives in the temporary
-directory instead of var/, and a second worker (P4) gets its own --hostname.
+directory (BANATIE_VAR_DIR) instead of var/, and a second worker (P4) gets its own --hostname.
 
 Every process is started from the main thread in its own process group with
 PR_SET_PDEATHSIG, so nothing survives the benchmark even if it is killed; stop() ends
@@ -32,6 +32,7 @@ from pathlib import Path
 import psutil
 
 from banatie.runner import EmbeddedRedis, die_with_parent, free_port
+from banatie.runner import procfile as read_procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,11 +40,7 @@ SYNC_WAIT_SECONDS = 60
 
 
 def procfile() -> dict[str, str]:
-    commands = {}
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line.strip())
-        if match:
-            commands[match.group(1)] = match.group(2)
+    commands = read_procfile()
     missing = {"web", "worker"} - set(commands)
     if missing:
         raise RuntimeError(f"Procfile has no {', '.join(sorted(missing))} process")
@@ -240,11 +237,7 @@ class Stack:
         for n in range(workers):
             self.start_worker(n)
         if "beat" in self.commands:
-            beat = self.commands["beat"]
-            schedule = str(self.workdir / "celerybeat-schedule")
-            beat = beat.replace("var/celerybeat-schedule", schedule) if "var/celerybeat-schedule" in beat \
-                else f"{beat} --schedule {schedule}"
-            self.start_process("beat", beat)
+            self.start_process("beat", self.commands["beat"])  # its schedule under BANATIE_VAR_DIR
         self.wait_ready(workers)
 
     def start_worker(self, n: int) -> None:
