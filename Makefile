@@ -16,10 +16,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
 
-# web + worker from the Procfile; an embedded Redis when REDIS_URL is unset.
+# migrate, then every Procfile process (WORKER_PROCESSES workers), restarted when one exits;
+# an embedded Redis when REDIS_URL is unset (banatie/runner.py, docs/running.md).
 run: $(STAMP)
 	@mkdir -p var
-	exec $(PY) -m banatie.runner -- sh -c '$(PY) manage.py migrate --noinput && exec honcho start -f Procfile -c worker=$${WORKER_PROCESSES:-2}'
+	exec $(PY) -m banatie.runner --serve
 
 # pytest against SQLite + the embedded Redis, or DATABASE_URL / REDIS_URL when set.
 test: $(STAMP)

@@ -99,3 +99,15 @@ def var_dir() -> Path:
     """Local state (SQLite file, media, generated SECRET_KEY): BANATIE_VAR_DIR, default var/
     beside the code. Read here once for the settings and the `make run` runner alike."""
     return Path(env_str("BANATIE_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var")))
+
+
+def shutdown_grace_seconds() -> int:
+    """How long every process may take to stop after SIGTERM before it is killed: in-flight
+    sync requests (gunicorn's graceful_timeout) and running jobs finish within it. Read here
+    once for the settings, gunicorn's config and the `make run` runner alike."""
+    return env_int("SHUTDOWN_GRACE_SECONDS", 30, minimum=1, maximum=3600)
+
+
+def worker_processes() -> int:
+    """Copies of the Procfile's ``worker`` line that `make run` starts (and the benchmarks)."""
+    return env_int("WORKER_PROCESSES", 2, minimum=1, maximum=64)

@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, var_dir,
+    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, shutdown_grace_seconds, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -148,15 +148,25 @@ JOB_HARD_TIME_LIMIT = env_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 30, m
 # when a worker dies its leases run out and the sweep hands its jobs to another worker.
 JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 5.0, minimum=0.1, maximum=600.0)
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 20, minimum=int(JOB_HEARTBEAT_SECONDS * 2) + 1, maximum=86400)
-# On SIGTERM a worker finishes what it can within this grace, then hands the rest back to
-# the queue at once (below the supervisor's SIGKILL deadline, SHUTDOWN_GRACE_SECONDS).
-WORKER_SHUTDOWN_GRACE_SECONDS = env_float("WORKER_SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0.0, maximum=3600.0)
 # Deliveries of one job before it fails with too_many_attempts.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
 # The sweep: every SWEEP_INTERVAL_SECONDS, re-publish jobs queued for longer than
 # SWEEP_QUEUED_AFTER_SECONDS (their message was lost) and recover expired leases.
 SWEEP_INTERVAL_SECONDS = env_float("SWEEP_INTERVAL_SECONDS", 10.0, minimum=1.0)
 SWEEP_QUEUED_AFTER_SECONDS = env_float("SWEEP_QUEUED_AFTER_SECONDS", 60.0, minimum=1.0)
+# After SIGTERM every process gets this long to finish what it holds (gunicorn's
+# graceful_timeout for waiting sync requests; `make run` kills what is left after it).
+SHUTDOWN_GRACE_SECONDS = shutdown_grace_seconds()
+# On SIGTERM a worker finishes what it can within this grace, then hands the rest back to
+# the queue at once: inside SHUTDOWN_GRACE_SECONDS, after which it would be killed.
+WORKER_SHUTDOWN_GRACE_SECONDS = env_float("WORKER_SHUTDOWN_GRACE_SECONDS", SHUTDOWN_GRACE_SECONDS * 2 / 3,
+                                          minimum=0.0, maximum=3600.0)
+if WORKER_SHUTDOWN_GRACE_SECONDS >= SHUTDOWN_GRACE_SECONDS:
+    raise ImproperlyConfigured(
+        f"Environment variable WORKER_SHUTDOWN_GRACE_SECONDS={WORKER_SHUTDOWN_GRACE_SECONDS:g} is invalid: expected "
+        f"less than SHUTDOWN_GRACE_SECONDS ({SHUTDOWN_GRACE_SECONDS}), or the worker is killed before it hands "
+        "its jobs back."
+    )
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
 
 # --- celery --------------------------------------------------------------------------

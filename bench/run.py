@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from banatie.env import worker_processes
 from bench.load import Request, Response, Sample, closed_loop, percentile
 from bench.stack import ROOT, SYNC_WAIT_SECONDS, BenchStack, RssSampler, process_trees
 
@@ -535,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="machine,ceiling,p2,p3,p1,p4",
                     help="comma-separated subset of machine,ceiling,p1,p2,p3,p4")
     ap.add_argument("--p1-clients", default="200,1000", help="P1 client counts (default 200,1000)")
-    ap.add_argument("--worker-processes", type=int, default=int(os.environ.get("WORKER_PROCESSES") or 2),
+    ap.add_argument("--worker-processes", type=int, default=worker_processes(),
                     help="copies of the Procfile worker line outside P4 (default 2, as make run; env WORKER_PROCESSES)")
     ap.add_argument("--render-every-image", action="store_true",
                     help="emulator draws a fresh PNG per request (costs ~13 ms CPU each on the same cores)")

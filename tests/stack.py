@@ -38,6 +38,7 @@ from pathlib import Path
 
 import psutil
 
+from banatie.runner import procfile as read_procfile
 from banatie.runner import EmbeddedRedis, die_with_parent, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +46,9 @@ BIN = Path(sys.executable).parent
 
 
 def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
-    """The Procfile's commands by process name; web and worker are required."""
-    commands = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line.strip())
-        if match:
-            commands[match.group(1)] = match.group(2)
+    """The Procfile's commands by process name (banatie.runner's one reader, as `make run`
+    uses it); web and worker are required."""
+    commands = read_procfile(path)
     missing = {"web", "worker"} - set(commands)
     if missing:
         raise RuntimeError(f"Procfile has no {', '.join(sorted(missing))} process")
