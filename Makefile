@@ -25,7 +25,14 @@ run: $(STAMP)
 # pytest against SQLite + the embedded Redis, or DATABASE_URL / REDIS_URL when set.
 test: $(STAMP)
 	@mkdir -p var
-	exec $(PY) -m banatie.runner -- $(PY) -m pytest $(PYTEST_ARGS)
+	exec $(PY) -m banatie.runner --no-dotenv -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# Any Django command with the settings, .env and var/secret_key of `make run`:
+#   make manage ARGS="createsuperuser"    make manage ARGS="create_master_key"
+.PHONY: manage
+manage: $(STAMP)
+	@mkdir -p var
+	exec $(PY) -m banatie.runner -- $(PY) manage.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -111,3 +111,16 @@ def shutdown_grace_seconds() -> int:
 def worker_processes() -> int:
     """Copies of the Procfile's ``worker`` line that `make run` starts (and the benchmarks)."""
     return env_int("WORKER_PROCESSES", 2, minimum=1, maximum=64)
+
+
+def load_env_file() -> Path | None:
+    """Load `.env` (or BANATIE_ENV_FILE) into the environment, without overriding variables
+    already set, so `make run`, `make manage` and `manage.py` see the same configuration.
+    Returns the file loaded, if any. `make test` does not call it: tests use fixtures."""
+    path = Path(os.environ.get("BANATIE_ENV_FILE") or Path(__file__).resolve().parent.parent / ".env")
+    if not path.is_file():
+        return None
+    from dotenv import load_dotenv  # python-dotenv: the maintained parser of the format
+
+    load_dotenv(path, override=False)
+    return path

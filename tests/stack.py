@@ -139,6 +139,7 @@ class Stack:
             "DATABASE_URL": f"sqlite:///{self.db_path}",
             "MEDIA_ROOT": str(self.workdir / "media"),
             "BANATIE_VAR_DIR": str(self.workdir),
+            "BANATIE_ENV_FILE": str(self.workdir / "no.env"),  # never a developer's .env
             "SECRET_KEY": secrets.token_urlsafe(50),
             **(env or {}),
         }

@@ -38,7 +38,8 @@ class Service:
         inherited = {k: v for k, v in os.environ.items()
                      if k not in ("REDIS_URL", "SECRET_KEY") and not k.startswith("GEMINI_")}
         self.env = {
-            **inherited, "BANATIE_VAR_DIR": str(workdir), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            # No developer's .env: the runner reads BANATIE_ENV_FILE (absent here) instead.
+            **inherited, "BANATIE_ENV_FILE": str(workdir / "no.env"), "BANATIE_VAR_DIR": str(workdir), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
             "MEDIA_ROOT": str(workdir / "media"), "PORT": str(self.port), "WEB_CONCURRENCY": "1",
             "WEB_THREADS": "10", "WORKER_CONCURRENCY": "4", "LOG_LEVEL": "info", **env,
         }
@@ -179,6 +180,7 @@ def test_make_run_prefixes_every_line_with_its_process_name(offline_service):
 @pytest.mark.slow
 def test_make_run_gives_each_worker_its_own_celery_node_name(offline_service):
     service = offline_service
+    assert requests.get(f"{service.url}/health", timeout=5).json()["environment"] == "development"
     broker = re.search(r"^runner \| embedded Redis at (redis://\S+)", service.output(), re.M).group(1)
     app = Celery(broker=broker)
     names: set[str] = set()
