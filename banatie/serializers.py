@@ -165,6 +165,14 @@ class IsoDateTimeField(serializers.DateTimeField):
         return iso(value, timespec=self.timespec)
 
 
+class WholeObjectField(serializers.Field):
+    """An output part computed from the whole object (source="*"); optional in the schema,
+    and left out of the body (with OutputSerializer.omit_when_none) when it returns None."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", required=False, **kwargs)
+
+
 # Renders a response body. Optional parts of the documented bodies are left out rather
 # than sent as null: ``omit_when_empty`` (falsy values) and ``omit_when_none``. (Comments,
 # not docstrings, on output serializers: a docstring becomes the schema's description.)

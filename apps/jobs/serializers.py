@@ -12,7 +12,7 @@ from apps.jobs.errors import JobError
 from apps.jobs.kinds import kind_get, kind_names
 from apps.jobs.models import Job
 from banatie.serializers import (
-    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer,
+    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer, WholeObjectField,
 )
 from workers.providers.templates import OUTPUT_FORMATS
 
@@ -64,11 +64,8 @@ class JobAcceptedOutputSerializer(OutputSerializer):
 
 
 @extend_schema_field(OpenApiTypes.INT)
-class RetryAfterField(serializers.Field):
+class RetryAfterField(WholeObjectField):
     """The error's Retry-After in seconds; absent when it has none."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", required=False, **kwargs)
 
     def to_representation(self, err: JobError) -> int | None:
         value = err.headers.get("Retry-After")
@@ -90,11 +87,8 @@ class JobErrorOutputSerializer(OutputSerializer):
 
 @extend_schema_field(serializers.DictField(
     help_text="When succeeded: the `data` of /api/text-to-image and /api/generate, or the /api/enhance result."))
-class JobDataField(serializers.Field):
+class JobDataField(WholeObjectField):
     """A succeeded job's result, rendered by its kind; absent otherwise."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", required=False, **kwargs)
 
     def to_representation(self, job: Job) -> dict[str, Any] | None:
         if job.status != Job.Status.SUCCEEDED:
@@ -103,11 +97,8 @@ class JobDataField(serializers.Field):
 
 
 @extend_schema_field(JobErrorOutputSerializer)
-class JobFailureField(serializers.Field):
+class JobFailureField(WholeObjectField):
     """A failed job's error, as the synchronous call answered it; absent otherwise."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", required=False, **kwargs)
 
     def to_representation(self, job: Job) -> dict[str, Any] | None:
         if job.status != Job.Status.FAILED:
