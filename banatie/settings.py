@@ -343,6 +343,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "banatie.openapi.add_common_headers",
+        # An app's own refinement of its request schema (named by string: settings import no app).
+        "apps.keys.openapi.split_key_create_by_type",
         "banatie.openapi.state_input_constraints",
     ],
     "PREPROCESSING_HOOKS": ["banatie.openapi.only_api_routes"],

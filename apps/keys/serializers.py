@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from apps.keys.models import ApiKey
@@ -17,14 +17,17 @@ from banatie.serializers import (
 MAX_EXPIRY_DAYS = 3650
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+ID_RULE = "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
 
 
 class KeyCreateInputSerializer(StrictSerializer):
     read_only_names = ("id", "apiKey", "scopes", "createdAt", "expiresAt", "isActive", "lastUsedAt", "createdBy")
 
     type = StrictChoiceField(choices=ApiKey.Type.values, source="key_type")
-    projectId = StrictCharField(required=False, allow_null=True, max_length=100, source="project_id")
-    organizationId = StrictCharField(required=False, allow_null=True, max_length=100, source="organization_id")
+    projectId = StrictCharField(required=False, allow_null=True, max_length=100, source="project_id",
+                                validators=[RegexValidator(ID_PATTERN, message=ID_RULE)])
+    organizationId = StrictCharField(required=False, allow_null=True, max_length=100, source="organization_id",
+                                     validators=[RegexValidator(ID_PATTERN, message=ID_RULE)])
     name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
     expiresInDays = StrictIntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS, source="expires_in_days",
@@ -42,12 +45,6 @@ class KeyCreateInputSerializer(StrictSerializer):
                 )
         elif project_id:
             raise serializers.ValidationError({"projectId": ["Master keys are not tied to a project; leave projectId out."]})
-        for name, wire in (("project_id", "projectId"), ("organization_id", "organizationId")):
-            value = attrs.get(name)
-            if value and not re.match(ID_PATTERN, value):
-                raise serializers.ValidationError(
-                    {wire: ["Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."]}
-                )
         return attrs
 
 
