@@ -14,10 +14,11 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.jobs.db import connection_release
 from apps.jobs.models import Job
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,7 @@ def _beat() -> None:
         except DatabaseError as exc:  # the next beat tries again; the lease has slack for it
             logger.warning("lease heartbeat failed: %s", type(exc).__name__)
         finally:
-            if connection.vendor != "sqlite":
-                connection.close()  # back to the pool between beats
+            connection_release()  # back to the pool between beats
 
 
 def _start_heartbeat() -> None:

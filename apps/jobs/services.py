@@ -20,13 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from apps.jobs.broker import task_ids_held
+from apps.jobs.db import connection_release
 from apps.jobs.deadline import job_deadline
 from apps.jobs.errors import ClaimUnavailable, IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
 from apps.jobs.heartbeat import job_running, running_jobs_take
@@ -148,7 +149,7 @@ def job_sweep() -> dict[str, int]:
         if held is not None and str(job.pk) in held:
             continue  # its message is waiting its turn (a backlog), not lost
         won = Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED, enqueued_at=job.enqueued_at).update(enqueued_at=now)
-        if won and _try_publish(job):
+        if won and _try_publish(str(job.pk)):
             counts["republished"] += 1
     for job in Job.objects.filter(status=Job.Status.RUNNING, lease_expires_at__lt=now)[:500]:
         same_lease = Q(lease_expires_at=job.lease_expires_at)
@@ -157,20 +158,22 @@ def job_sweep() -> dict[str, int]:
                 counts["failed"] += 1
         elif Job.objects.filter(same_lease, pk=job.pk, status=Job.Status.RUNNING).update(
                 status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
-            if _try_publish(job):
+            if _try_publish(str(job.pk)):
                 counts["recovered"] += 1
     if any(counts.values()):
         logger.warning("sweep: %s", counts)
     return counts
 
 
-def _try_publish(job: Job) -> bool:
+def _try_publish(job_id: str) -> bool:
+    """Publish a job that is already queued; when the broker is unreachable it stays
+    queued and the next sweep publishes it."""
     try:
-        _publish(str(job.id))
+        _publish(job_id)
         return True
     except _BROKER_ERRORS as exc:
-        logger.warning("sweep could not publish job %s: %s", job.id, type(exc).__name__)
-        return False  # still queued: the next sweep tries again
+        logger.warning("could not publish queued job %s (the sweep retries): %s", job_id, type(exc).__name__)
+        return False
 
 
 def job_claim(*, job_id: str) -> Job | None:
@@ -203,7 +206,7 @@ def job_run(*, job_id: str) -> None:
     if job is None:
         logger.info("job %s already taken or finished; skipping this delivery", job_id)
         return
-    _release_connection()
+    connection_release()
     kind = kind_get(job.kind)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
@@ -225,10 +228,7 @@ def jobs_hand_back() -> int:
         if Job.objects.filter(pk=job_id, attempts=attempt, status=Job.Status.RUNNING).update(
                 status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
             handed += 1
-            try:
-                _publish(job_id)
-            except _BROKER_ERRORS as exc:  # queued: the sweep publishes it
-                logger.warning("could not republish handed-back job %s: %s", job_id, type(exc).__name__)
+            _try_publish(job_id)
     if handed:
         logger.warning("handed %d running job(s) back to the queue", handed)
     return handed
@@ -272,20 +272,12 @@ def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, 
     return bool(updated)
 
 
-def _release_connection() -> None:
-    """Hand this thread's database connection back before a long wait (an upstream call,
-    a sync request's wait), so a pool of DATABASE_POOL_SIZE serves any number of waits.
-    SQLite has no server side; its per-thread connection is kept (reopening costs more)."""
-    if connection.vendor != "sqlite" and not connection.in_atomic_block:
-        connection.close()
-
-
 def job_wait(*, job: Job, timeout: float) -> Job:
     """Wait up to ``timeout`` seconds for the job to finish; return the fresh row."""
     job.refresh_from_db()
     if job.is_finished:
         return job
-    _release_connection()
+    connection_release()
     wait_job_done(str(job.pk), timeout)
     job.refresh_from_db()
     return job
