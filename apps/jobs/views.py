@@ -25,6 +25,12 @@ class JobDetailView(APIView):
 # The base of every job-creating endpoint (no docstring: it would become each endpoint's
 # OpenAPI description): the per-key budget, where an idempotent replay is not charged twice.
 class JobCreateView(RateLimitedView):
+    # Asked twice per request (the throttle, then the charge): looked up once. A view
+    # instance serves one request.
+    _is_replay: bool | None = None
+
     def charges_rate_limit(self, request: Request) -> bool:
-        key = request.headers.get("Idempotency-Key")
-        return not (key and job_idempotent_replay_exists(key=request.auth, idempotency_key=key))
+        if self._is_replay is None:
+            key = request.headers.get("Idempotency-Key")
+            self._is_replay = bool(key and job_idempotent_replay_exists(key=request.auth, idempotency_key=key))
+        return not self._is_replay
