@@ -14,6 +14,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,7 +36,7 @@ from apps.jobs.idempotency import Idempotency
 from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
 from apps.jobs.task_names import JOB_RUN
-from apps.jobs.wakeup import signal_job_done, wait_job_done
+from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_done
 from apps.keys.models import ApiKey
 from banatie.celery import app as celery_app
 from banatie.request_context import current_request_id
@@ -273,11 +274,17 @@ def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, 
 
 
 def job_wait(*, job: Job, timeout: float) -> Job:
-    """Wait up to ``timeout`` seconds for the job to finish; return the fresh row."""
-    job.refresh_from_db()
-    if job.is_finished:
-        return job
-    connection_release()
-    wait_job_done(str(job.pk), timeout)
-    job.refresh_from_db()
-    return job
+    """Wait up to ``timeout`` seconds for the job to finish; return the fresh row. No
+    database connection is held while waiting; a woken waiter reads its row again and
+    goes back to waiting if the job is not finished yet (a wake-up only says "maybe").
+    While Redis is unreachable no wake-up can come: the row is returned as it is."""
+    deadline = time.monotonic() + timeout
+    with job_done_watch(str(job.pk)) as maybe_done:
+        while True:
+            maybe_done.clear()  # before the read: a finish after it sets the event again
+            job.refresh_from_db()
+            left = deadline - time.monotonic()
+            if job.is_finished or left <= 0 or not signal_available():
+                return job
+            connection_release()
+            maybe_done.wait(left)

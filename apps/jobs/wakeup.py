@@ -1,58 +1,144 @@
-"""The "job finished" signal: the worker LPUSHes a token to job:{id}:done; a waiting
-request BLPOPs it. A list (not pub/sub) so a signal sent before the waiter arrived is not
-lost; the waiter pushes the token back so a second waiter on the same job wakes too."""
+"""The "job finished" signal. A worker PUBLISHes the job id on one channel once the outcome
+is committed; each process has ONE listener (a thread, a greenlet under gevent) subscribed
+to it, which wakes the requests of that process waiting on that job. So a thousand waiting
+requests cost a thousand small Events and one Redis connection, not a thousand BLPOPs.
+
+Nothing is lost between a waiter's check and its wait: a waiter registers first, then
+reads the row, then waits (apps.jobs.services.job_wait). Pub/sub keeps nothing for a
+listener that is not connected, so every (re)subscription wakes all waiters of the process
+to read their row again. When the listener loses Redis it wakes them all too, and
+signal_available() is False until it is back: the waiters answer with the job as it is
+(a 202) instead of waiting for a signal that cannot come."""
 from __future__ import annotations
 
 import functools
 import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-SIGNAL_TTL_SECONDS = 3600
+CHANNEL = "banatie:jobs:done"
+_POLL_SECONDS = 5.0  # the listener's read timeout; its health check runs this often
 
 
-def _key(job_id: str) -> str:
-    return f"banatie:job:{job_id}:done"
-
-
-@functools.lru_cache(maxsize=8)
-def _client(url: str, read_timeout: float | None) -> redis.Redis:
-    # One pool per (url, timeout): blocking waits need a read timeout above the wait.
+@functools.lru_cache(maxsize=4)
+def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
-        url, socket_timeout=read_timeout, socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
-        max_connections=1000, health_check_interval=30,
+        url, socket_timeout=_POLL_SECONDS * 2, socket_connect_timeout=settings.REDIS_TIMEOUT_SECONDS,
+        health_check_interval=_POLL_SECONDS,
     )
 
 
-def _push_token(client: redis.Redis, job_id: str) -> None:
-    with client.pipeline() as pipe:
-        pipe.lpush(_key(job_id), "1").expire(_key(job_id), SIGNAL_TTL_SECONDS).execute()
-
-
 def signal_job_done(job_id: str) -> None:
-    """Best effort: if Redis is down, waiters time out into a 202 and the row has the truth."""
+    """Best effort: if Redis is down, waiters time out into a 202 (or are woken by their
+    listener's next subscription) and the row has the truth."""
     try:
-        _push_token(_client(settings.REDIS_URL, settings.REDIS_TIMEOUT_SECONDS), job_id)
+        _client(settings.REDIS_URL).publish(CHANNEL, job_id)
     except redis.RedisError as exc:
         logger.warning("could not signal job %s done: %s", job_id, type(exc).__name__)
 
 
-def wait_job_done(job_id: str, timeout: float) -> bool:
-    """Block up to ``timeout`` seconds for the job's signal. False on timeout or when Redis
-    is unreachable (the caller then answers 202 with the job)."""
-    if timeout <= 0:
-        return False
-    # One pool for every wait: its read timeout covers the longest wait allowed (Prefer:
-    # wait=N only shortens it), instead of a pool per distinct timeout.
-    client = _client(settings.REDIS_URL, settings.SYNC_WAIT_SECONDS + settings.REDIS_TIMEOUT_SECONDS + 1)
+class _Listener:
+    """This process's subscription and the Events of its waiters, by job id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.subscribed = threading.Event()
+        self.down = False  # the last attempt to listen failed
+
+    def add(self, job_id: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(event)
+            self._ensure_running()
+        return event
+
+    def remove(self, job_id: str, event: threading.Event) -> None:
+        with self._lock:
+            events = self._waiters.get(job_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[job_id]
+
+    def _wake(self, job_id: str | None) -> None:
+        """Wake the waiters of ``job_id``, or every waiter when None."""
+        with self._lock:
+            if job_id is None:
+                events = [e for waiting in self._waiters.values() for e in waiting]
+            else:
+                events = list(self._waiters.get(job_id, ()))
+        for event in events:
+            event.set()
+
+    def _ensure_running(self) -> None:
+        # Also after a fork (gunicorn forks its workers): the parent's thread is not ours.
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self.subscribed.clear()
+            self._thread = threading.Thread(target=self._run, name="banatie-job-done-listener", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            pubsub = _client(settings.REDIS_URL).pubsub()
+            try:
+                pubsub.subscribe(CHANNEL)
+                while True:
+                    message = pubsub.get_message(timeout=_POLL_SECONDS)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        backoff = 0.2
+                        self.down = False
+                        self.subscribed.set()
+                        self._wake(None)  # anything may have finished while we were away
+                    elif message["type"] == "message":
+                        self._wake(message["data"].decode())
+            except (redis.RedisError, OSError) as exc:
+                self.subscribed.clear()
+                self.down = True
+                self._wake(None)
+                logger.warning("job-done listener lost Redis (%s); reconnecting in %.1fs", type(exc).__name__, backoff)
+            finally:
+                try:
+                    pubsub.close()
+                except (redis.RedisError, OSError):
+                    pass
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+_listener = _Listener()
+
+
+@contextmanager
+def job_done_watch(job_id: str) -> Iterator[threading.Event]:
+    """An Event set when ``job_id`` may have finished (read the row to know). Register
+    before reading the row, so a finish between the read and the wait is not missed."""
+    event = _listener.add(job_id)
     try:
-        popped = client.blpop([_key(job_id)], timeout=timeout)
-        if popped:
-            _push_token(client, job_id)  # put it back for other waiters of the same job
-        return bool(popped)
-    except redis.RedisError as exc:
-        logger.warning("waiting for job %s failed: %s", job_id, type(exc).__name__)
-        return False
+        yield event
+    finally:
+        _listener.remove(job_id, event)
+
+
+def signal_available() -> bool:
+    """False while this process's listener cannot reach Redis."""
+    return not _listener.down
+
+
+def listener_subscribed(timeout: float) -> bool:
+    """True once this process's listener is subscribed (tests and start-up use it)."""
+    return _listener.subscribed.wait(timeout)
