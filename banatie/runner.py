@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import resource
 import secrets
 import shlex
 import shutil
@@ -358,6 +359,15 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
             child.wait(10)
 
 
+def raise_open_file_limit(wanted: int = 65536) -> None:
+    """Every waiting client and every in-flight Gemini call is a socket, and a shell's soft
+    limit is often 1,024: raise it (up to the hard limit) for this process and its children."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def main(argv: list[str]) -> int:
     # .env for every process and command (`make run`, `make manage`, --exec); `make test`
     # passes --no-dotenv: tests configure themselves with fixtures.
@@ -379,6 +389,7 @@ def main(argv: list[str]) -> int:
         print(f"runner: {exc}", file=sys.stderr)
         return 2
     die_with_parent()
+    raise_open_file_limit()
     output = Output(sys.stdout.buffer)
     env = dict(os.environ)
     env.setdefault("SECRET_KEY", local_secret_key())

@@ -96,17 +96,17 @@ if DATABASE_URL:
 else:
     _db = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "banatie.sqlite3")}
 if _db["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL + IMMEDIATE: many web threads and worker threads write jobs concurrently.
+    # Django's backend plus a per-process pool of open connections (banatie/sqlite_pool).
+    _db["ENGINE"] = "banatie.sqlite_pool"
+    # WAL + IMMEDIATE: many web requests and worker tasks write jobs concurrently.
     _db["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",
-        # A small page cache: every web and worker thread keeps its own connection.
+        # A small page cache: every pooled connection keeps its own.
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-512;",
     }
-    # Keep each thread's connection: opening SQLite and running the PRAGMAs per request
-    # cost more than the request's own queries.
-    _db["CONN_MAX_AGE"] = 600
-    _db["CONN_HEALTH_CHECKS"] = True
+    # Closed at the end of each request and task: that hands the connection to the pool.
+    _db["CONN_MAX_AGE"] = 0
     # A file, not :memory:, so the test database is shared by every thread and process.
     _db.setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
 elif _db["ENGINE"] == "django.db.backends.postgresql":
@@ -118,6 +118,8 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
         "timeout": 10,
     }
 DATABASES = {"default": _db}
+# Idle SQLite connections kept open per process (banatie/sqlite_pool).
+SQLITE_POOL_SIZE = env_int("SQLITE_POOL_SIZE", 32, minimum=0, maximum=1000)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- redis, cache, rate limits -------------------------------------------------------
@@ -129,6 +131,11 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "banatie",
         "OPTIONS": {
+            # Bounded: thousands of greenlets share REDIS_POOL_SIZE connections, waiting
+            # up to REDIS_TIMEOUT_SECONDS for one instead of opening thousands.
+            "pool_class": "redis.BlockingConnectionPool",
+            "max_connections": env_int("REDIS_POOL_SIZE", 50, minimum=1, maximum=10000),
+            "timeout": REDIS_TIMEOUT_SECONDS,
             "socket_timeout": REDIS_TIMEOUT_SECONDS,
             "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
         },
@@ -137,10 +144,17 @@ CACHES = {
 BANATIE_RATE_LIMIT = env_rate("BANATIE_RATE_LIMIT", "100/h")
 RATELIMIT_USE_CACHE = "default"
 
+# --- server model (docs/running.md) -------------------------------------------------
+# gunicorn gevent workers and Celery's gevent pool: waiting costs a greenlet, not a thread.
+# Open connections per web process (gunicorn worker_connections).
+WEB_CONNECTIONS = env_int("WEB_CONNECTIONS", 2000, minimum=1, maximum=100000)
+# Jobs one worker process runs at once (the Procfile's --concurrency reads the same name).
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1000, minimum=1, maximum=100000)
+
 # --- jobs ----------------------------------------------------------------------------
 SYNC_WAIT_SECONDS = env_float("SYNC_WAIT_SECONDS", 60.0, minimum=0.0, maximum=3600.0)
 # The job's own deadline: no upstream call starts after it, and each call's timeout is cut
-# to the time left. (Celery cannot enforce time limits on a threads pool, so we do.)
+# to the time left (apps/jobs/deadline.py); Celery's limits below are the backstop.
 JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 120, minimum=1, maximum=3600)
 JOB_HARD_TIME_LIMIT = env_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 30, minimum=JOB_SOFT_TIME_LIMIT + 1,
                               maximum=7200)
@@ -185,7 +199,7 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_POOL = "threads"
+CELERY_WORKER_POOL = "gevent"
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_HARD_TIME_LIMIT
 # Redelivery of an unacked task happens after this; it must exceed the hard limit or a
@@ -221,11 +235,11 @@ GEMINI_API_VERSION = env_choice("GEMINI_API_VERSION", "v1beta", ("v1beta", "v1",
 GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 90.0, minimum=1.0)
-# HTTP connections to Gemini per process: at least the worker's thread count.
 # /health asks Gemini (the image model's metadata) at most once per TTL per process.
 HEALTH_PROVIDER_TTL_SECONDS = env_float("HEALTH_PROVIDER_TTL_SECONDS", 60.0, minimum=0.0, maximum=86400.0)
 HEALTH_PROVIDER_TIMEOUT_SECONDS = env_float("HEALTH_PROVIDER_TIMEOUT_SECONDS", 3.0, minimum=0.1, maximum=60.0)
-GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", 256, minimum=1, maximum=10000)
+# HTTP connections to Gemini per process: by default one per job a worker runs at once.
+GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", WORKER_CONCURRENCY, minimum=1, maximum=100000)
 
 # --- storage -------------------------------------------------------------------------
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))

@@ -116,7 +116,7 @@ def database_url() -> str:
     from django.db import connection
 
     s = connection.settings_dict
-    if s["ENGINE"].endswith("sqlite3"):
+    if connection.vendor == "sqlite":
         return f"sqlite:///{Path(s['NAME']).resolve()}"
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
@@ -137,7 +137,7 @@ def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignor
     def start(**env: str) -> Stack:
         concurrency = int(env.pop("WORKER_CONCURRENCY", "4"))
         stack = Stack(workdir=tmp_path / f"stack{len(started)}", worker_concurrency=concurrency, env={
-            "DATABASE_URL": database_url(), "WEB_CONCURRENCY": "1", "WEB_THREADS": "20", "LOG_LEVEL": "warning",
+            "DATABASE_URL": database_url(), "WEB_CONCURRENCY": "1", "LOG_LEVEL": "warning",
             "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url, **env,
         })
         started.append(stack)

@@ -235,9 +235,9 @@ class Stack:
 
     def stop_app(self) -> None:
         """Quick shutdowns (gunicorn and celery SIGQUIT, beat SIGTERM): whatever is still
-        running is not needed any more, and gunicorn's gthread workers do not exit while a
-        pool thread still blocks in a sync wait (up to SYNC_WAIT_SECONDS), so the web group
-        is killed after 3 s."""
+        running is not needed any more, and gunicorn's workers may not exit while a request
+        still waits for its job (up to SYNC_WAIT_SECONDS), so the web group is killed after
+        3 s."""
         for role in ("web", "worker", "beat"):
             for proc in self.procs.pop(role, []):
                 stop_process(proc, signals.SIGQUIT if role != "beat" else signals.SIGTERM, 3 if role == "web" else 10)

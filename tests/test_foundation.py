@@ -189,10 +189,10 @@ def test_celery_is_configured_for_safe_redelivery():
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.task_acks_late is True and conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.worker_pool == "threads"
+    assert conf.worker_pool == "gevent"
     assert conf.task_soft_time_limit < conf.task_time_limit < conf.broker_transport_options["visibility_timeout"]
-    # The threads pool cannot enforce Celery's limits; what protects us is the job's own
-    # deadline, inside the broker's redelivery timeout, and a lease its worker's heartbeat
+    # What bounds a job is its own deadline (under any pool; the tests' in-process worker
+    # uses threads, which ignore Celery's limits), inside the broker's redelivery timeout, and a lease its worker's heartbeat
     # renews (so the lease is short: a dead worker's jobs come back quickly).
     visibility = conf.broker_transport_options["visibility_timeout"]
     assert settings.JOB_SOFT_TIME_LIMIT < settings.JOB_HARD_TIME_LIMIT < visibility

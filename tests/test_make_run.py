@@ -41,7 +41,7 @@ class Service:
             # No developer's .env: the runner reads BANATIE_ENV_FILE (absent here) instead.
             **inherited, "BANATIE_ENV_FILE": str(workdir / "no.env"), "BANATIE_VAR_DIR": str(workdir), "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
             "MEDIA_ROOT": str(workdir / "media"), "PORT": str(self.port), "WEB_CONCURRENCY": "1",
-            "WEB_THREADS": "10", "WORKER_CONCURRENCY": "4", "LOG_LEVEL": "info", **env,
+            "WORKER_CONCURRENCY": "4", "LOG_LEVEL": "info", **env,
         }
         self.proc: subprocess.Popen | None = None
         self.seen: set[psutil.Process] = set()  # every descendant ever looked at, for kill()
@@ -281,3 +281,14 @@ def test_runner_exec_of_an_unknown_process_names_the_procfiles():
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert "the Procfile has no 'nosuch' (it has web, worker, beat)" in done.stderr
+
+
+def test_the_runner_raises_the_open_file_limit_for_its_processes():
+    # Thousands of waiting clients are thousands of sockets; a shell's 1,024 would cap them.
+    code = ("import resource, sys; from banatie.runner import raise_open_file_limit; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+            "raise_open_file_limit(4096); soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
+            "print(soft, hard)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    soft, hard = int(out[0]), int(out[1])
+    assert soft == (4096 if hard == -1 else min(4096, hard)) and soft > 256

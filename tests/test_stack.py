@@ -22,10 +22,10 @@ def test_worker_command_is_the_procfile_line_with_the_callers_pool_and_concurren
 
 
 def test_stack_environment_is_private_and_on_loopback(tmp_path):
-    stack = Stack(workdir=tmp_path, env={"WEB_THREADS": "7"})
+    stack = Stack(workdir=tmp_path, env={"WEB_CONNECTIONS": "7"})
     env = stack.env
     assert env["HOST"] == "127.0.0.1" and env["PORT"] == str(stack.port) and stack.url.startswith("http://127.0.0.1:")
     assert env["REDIS_URL"] == stack.redis.url and ":6379/" not in env["REDIS_URL"]
     assert env["DATABASE_URL"] == f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert env["MEDIA_ROOT"] == str(tmp_path / "media") and env["BANATIE_VAR_DIR"] == str(tmp_path)
-    assert env["WEB_THREADS"] == "7" and stack.procs == {}
+    assert env["WEB_CONNECTIONS"] == "7" and stack.procs == {}

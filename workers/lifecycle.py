@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Task
@@ -25,16 +26,41 @@ logger = logging.getLogger(__name__)
 
 
 def _hand_back_then_stop() -> None:
-    if jobs_hand_back():
-        # Celery's cold shutdown: stop now, the handed-back jobs run elsewhere.
-        os.kill(os.getpid(), signal.SIGQUIT)
+    """The grace is over and this worker still runs: hand back what it holds, then Celery's
+    cold shutdown. Also when nothing runs: a warm shutdown can hang on a broker that went
+    away (acks and requeues retrying), and the process must still stop within its grace."""
+    jobs_hand_back()
+    os.kill(os.getpid(), signal.SIGQUIT)
+
+
+_stopping = threading.Event()
+
+
+def worker_stopping() -> bool:
+    """True once this worker began to shut down: a delivery reaching it now (a message it
+    handed back, one in flight when it stopped consuming) belongs to the next worker."""
+    return _stopping.is_set()
 
 
 @worker_shutting_down.connect
 def _on_worker_shutting_down(sig: str = "", how: str = "", **_: Any) -> None:
+    _stopping.set()
     if how != "Warm":
         return
-    timer = threading.Timer(settings.WORKER_SHUTDOWN_GRACE_SECONDS, _hand_back_then_stop)
+    _call_later(settings.WORKER_SHUTDOWN_GRACE_SECONDS, _hand_back_then_stop)
+
+
+def _call_later(seconds: float, function: Callable[[], None]) -> None:
+    """Run ``function`` after ``seconds`` without blocking a signal handler: under gevent
+    the handler runs in the event loop, which must not wait (for a thread to start)."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import gevent
+
+        gevent.spawn_later(seconds, function)
+        return
+    timer = threading.Timer(seconds, function)
     timer.daemon = True  # a worker whose jobs all finished exits without waiting for it
     timer.start()
 

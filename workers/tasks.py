@@ -5,16 +5,20 @@ from __future__ import annotations
 import random
 
 from celery import Task, shared_task
+from celery.exceptions import Reject
 
 from apps.jobs.errors import ClaimUnavailable
 from apps.jobs.services import job_run, job_sweep
 from apps.jobs.task_names import JOB_RUN, JOB_SWEEP
+from workers.lifecycle import worker_stopping
 
 
 # A claim that cannot reach the database is retried (a new message, then this one is
 # acked), never acked and forgotten; past max_retries the sweep republishes the job.
 @shared_task(bind=True, name=JOB_RUN, ignore_result=True, max_retries=30)
 def job_run_task(self: Task, job_id: str) -> None:
+    if worker_stopping():
+        raise Reject("this worker is stopping", requeue=True)  # back to the queue, unclaimed
     try:
         job_run(job_id=job_id)
     except ClaimUnavailable as exc:

@@ -1,6 +1,7 @@
 """The running job's deadline, readable by every upstream call the job makes (the
-providers cut their timeouts to it). Celery cannot enforce time limits on a threads pool,
-so the job enforces its own."""
+providers cut their timeouts to it). The job enforces its own rather than rely on Celery's
+limits, which a threads pool (the tests' in-process worker) ignores and which would kill a
+call instead of letting it end with a clear error."""
 from __future__ import annotations
 
 import time
