@@ -135,7 +135,6 @@ CACHES = {
     }
 }
 BANATIE_RATE_LIMIT = env_rate("BANATIE_RATE_LIMIT", "100/h")
-RATELIMIT_USE_CACHE = "default"
 
 # --- jobs ----------------------------------------------------------------------------
 SYNC_WAIT_SECONDS = env_float("SYNC_WAIT_SECONDS", 60.0, minimum=0.0, maximum=3600.0)
