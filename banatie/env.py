@@ -76,8 +76,18 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http",
     return value
 
 
-# Same grammar django-ratelimit accepts: "100/h", "5/m", "10/30s".
+# A rate: count per [n] unit, "100/h", "5/m", "10/30s" (django-ratelimit's grammar, kept).
 _RATE = re.compile(r"^(\d+)/(\d*)([smhd])$")
+_RATE_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def split_rate(value: str) -> tuple[int, int]:
+    """(count, window seconds) of a rate env_rate accepted: "10/30s" is (10, 30)."""
+    match = _RATE.match(value)
+    if not match:
+        raise ValueError(f"not a rate: {value!r}")
+    count, multiple, unit = match.groups()
+    return int(count), int(multiple or 1) * _RATE_UNIT_SECONDS[unit]
 
 
 def env_rate(name: str, default: str) -> str:

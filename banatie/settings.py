@@ -142,7 +142,9 @@ CACHES = {
     }
 }
 BANATIE_RATE_LIMIT = env_rate("BANATIE_RATE_LIMIT", "100/h")
-RATELIMIT_USE_CACHE = "default"
+# How long a process trusts its copy of an authenticated key (apps/keys/cache.py): a
+# revocation reaches every process within it, hence at most 1 s. 0 = a SELECT per request.
+KEY_CACHE_SECONDS = env_float("KEY_CACHE_SECONDS", 1.0, minimum=0.0, maximum=1.0)
 
 # --- server model (docs/running.md) -------------------------------------------------
 # gunicorn gevent workers and Celery's gevent pool: waiting costs a greenlet, not a thread.

@@ -231,13 +231,13 @@ def test_bad_option_is_400_listing_allowed_values(api, tenants, db, options, fie
 
 @pytest.fixture
 def fake_clock(monkeypatch):  # type: ignore[no-untyped-def]
-    """The clock django-ratelimit reads (time.time in django_ratelimit.core)."""
+    """The clock the rate limit reads (time.time in apps.keys.throttling)."""
     import types
 
-    import django_ratelimit.core as rl_core
+    import apps.keys.throttling as throttling
 
     clock = types.SimpleNamespace(now=1_900_000_000.0)
-    monkeypatch.setattr(rl_core, "time", types.SimpleNamespace(time=lambda: clock.now))
+    monkeypatch.setattr(throttling, "time", types.SimpleNamespace(time=lambda: clock.now))
     return clock
 
 
@@ -261,6 +261,25 @@ def test_rate_limit_headers_exhaustion_and_window_reset(api, worker, tenants, se
     fake_clock.now += 61
     again = enhance(api, tenants.a, HTTP_PREFER="respond-async")
     assert again.status_code == 202 and again["X-RateLimit-Remaining"] == "2"
+
+
+def test_a_budget_counted_before_an_upgrade_carries_over(api, worker, tenants, settings, fake_clock):
+    # The counter django-ratelimit 4.1 (the counter before this code) kept for this key id,
+    # 100/h, at the fake clock's instant: its name and window end, printed from it. A deploy
+    # in mid-window must keep the budget already used, and the window's end.
+    import uuid
+
+    from django.core.cache import caches
+
+    from apps.keys.models import ApiKey
+
+    settings.BANATIE_RATE_LIMIT = "100/h"
+    ApiKey.objects.filter(pk=tenants.a_key.pk).update(id=uuid.UUID("6ef6a2ad-a1f7-4223-9ff6-179f9a746866"))
+    caches["default"].set("rl:e02ba468ccd78ab4fc190d32b3cf71c51da54243622ce7ca52c218b98a751318", 99, 3605)
+    last = enhance(api, tenants.a, HTTP_PREFER="respond-async")
+    assert last.status_code == 202 and last["X-RateLimit-Remaining"] == "0"
+    over = enhance(api, tenants.a, HTTP_PREFER="respond-async")
+    assert over.status_code == 429 and over["Retry-After"] == "1923"
 
 
 def test_rejected_keys_do_not_consume_budget(api, worker, tenants, settings):

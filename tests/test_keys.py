@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -398,3 +400,131 @@ def test_an_unexpanded_shell_variable_is_named_as_such(api, db, header):
     r = api.get("/api/me", **{header: value})
     assert r.status_code == 401 and r.json()["code"] == "api_key_malformed"
     assert "did not expand" in r.json()["message"] and "export NANO_BANANA_KEY=" in r.json()["hint"]
+
+
+# --- the key cache: one copy per process, at most KEY_CACHE_SECONDS old -----------------
+
+@pytest.fixture
+def key_clock(monkeypatch):  # type: ignore[no-untyped-def]
+    """The clock the key cache reads (time.monotonic in apps.keys.cache)."""
+    import types
+
+    import apps.keys.cache as cache
+
+    clock = types.SimpleNamespace(now=1_000.0)
+    monkeypatch.setattr(cache, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+    return clock
+
+
+def test_a_key_used_again_is_not_read_again_until_its_copy_is_a_second_old(
+        api, tenants, key_clock, django_assert_num_queries):
+    assert api.get("/api/me", **auth(tenants.a)).status_code == 200  # read, and last use recorded
+    for _ in range(3):
+        with django_assert_num_queries(0):
+            assert api.get("/api/me", **auth(tenants.a)).status_code == 200
+    key_clock.now += 1
+    # The copy is read again; the last use was recorded less than a minute ago: no UPDATE.
+    with django_assert_num_queries(1):
+        assert api.get("/api/me", **auth(tenants.a)).status_code == 200
+
+
+def test_a_key_revoked_through_the_api_is_refused_at_once_by_the_same_process(api, tenants):
+    assert api.get("/api/me", **auth(tenants.a)).status_code == 200
+    assert api.delete(f"/api/admin/keys/{tenants.a_key.id}", **auth(tenants.master)).status_code == 200
+    r = api.get("/api/me", **auth(tenants.a))
+    assert r.status_code == 401 and r.json()["code"] == "api_key_revoked"
+
+
+def test_a_key_revoked_or_deleted_by_another_process_is_refused_once_the_copy_is_a_second_old(
+        api, tenants, key_clock):
+    assert [api.get("/api/me", **auth(k)).status_code for k in (tenants.a, tenants.b)] == [200, 200]
+    # What another process's revocation, or an operator's DELETE, leaves in the database:
+    ApiKey.objects.filter(pk=tenants.a_key.pk).update(revoked_at=timezone.now())
+    ApiKey.objects.filter(pk=tenants.b_key.pk).delete()
+    key_clock.now += 0.9
+    assert [api.get("/api/me", **auth(k)).status_code for k in (tenants.a, tenants.b)] == [200, 200]
+    key_clock.now += 0.1
+    codes = [api.get("/api/me", **auth(k)).json()["code"] for k in (tenants.a, tenants.b)]
+    assert codes == ["api_key_revoked", "api_key_invalid"]
+
+
+def test_no_key_is_cached_when_the_cache_time_is_zero(api, tenants, settings, django_assert_num_queries):
+    settings.KEY_CACHE_SECONDS = 0
+    api.get("/api/me", **auth(tenants.a))
+    with django_assert_num_queries(1):
+        assert api.get("/api/me", **auth(tenants.a)).status_code == 200
+
+
+def test_the_key_cache_is_bounded_and_drops_the_least_recently_used_copy_first():
+    from apps.keys.cache import KeyCache
+
+    cache = KeyCache(max_entries=2)
+    loaded: list[str] = []
+
+    def use(digest: str) -> None:
+        cache.get_or_load(digest, max_age=1.0, load=lambda: loaded.append(digest) or ApiKey(prefix=digest))
+
+    for digest in ("a", "b", "a", "c", "b"):
+        use(digest)
+    assert loaded == ["a", "b", "c", "b"]  # "a" was used again, so "c" pushed out "b"
+
+
+def _me(conn, key: str) -> tuple[int, str | None]:  # type: ignore[no-untyped-def]
+    conn.request("GET", "/api/me", headers={"X-API-Key": key})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    return response.status, body.get("code")
+
+
+def _connections_to_every_web_process(stack, key: str, processes: int) -> list:  # type: ignore[no-untyped-def]
+    """Keep-alive connections until each gunicorn worker process holds one that has served
+    ``key`` (so each has a copy cached). Which process accepts a connection is the
+    kernel's choice; psutil tells which one did."""
+    import http.client
+
+    import psutil
+
+    workers = psutil.Process(stack.procs["web"][0].pid).children()
+    assert len(workers) == processes
+    by_worker: dict[int, http.client.HTTPConnection] = {}
+    opened = []
+    for _ in range(100):
+        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=10)
+        opened.append(conn)  # kept open, so the next connection may well go to another process
+        assert _me(conn, key) == (200, None)
+        port = conn.sock.getsockname()[1]
+        owner = next(w.pid for w in workers
+                     if any(c.raddr and c.raddr.port == port for c in w.net_connections("tcp")))
+        by_worker.setdefault(owner, conn)
+        if len(by_worker) == processes:
+            break
+    assert len(by_worker) == processes, f"100 connections reached only {len(by_worker)} of {processes} processes"
+    return list(by_worker.values())
+
+
+@pytest.mark.slow
+def test_a_revoked_key_is_refused_by_every_web_process_within_a_second(stack_factory, tenants):
+    stack = stack_factory(WEB_CONCURRENCY="2")
+    status, created = stack.http("POST", "/api/admin/keys", {"type": "project", "projectId": "revoke-me"},
+                                 headers={"X-API-Key": tenants.master})
+    assert status == 201
+    key = created["apiKey"]
+    connections = _connections_to_every_web_process(stack, key, processes=2)
+    for conn in connections:  # several uses each: served from each process's copy
+        assert [_me(conn, key) for _ in range(5)] == [(200, None)] * 5
+
+    status, _ = stack.http("DELETE", f"/api/admin/keys/{created['metadata']['id']}",
+                           headers={"X-API-Key": tenants.master})
+    assert status == 200
+    # Every copy was read before the revocation, so none is trusted 1 s after it; poll until
+    # every process refuses the key, or until a round that started 1.5 s after it.
+    deadline = time.monotonic() + 1.5
+    while True:
+        started = time.monotonic()
+        answers = [_me(conn, key) for conn in connections]
+        if set(answers) == {(401, "api_key_revoked")} or started > deadline:
+            break
+        time.sleep(0.05)
+    assert answers == [(401, "api_key_revoked")] * 2
+    for conn in connections:
+        conn.close()

@@ -1,5 +1,6 @@
-"""Key use cases: mint, bootstrap, revoke, authenticate. Plaintext keys exist only in the
-return value of key_create/key_bootstrap and are never stored or logged."""
+"""Key use cases: mint, bootstrap, revoke, authenticate (through this process's key cache,
+apps/keys/cache.py). Plaintext keys exist only in the return value of
+key_create/key_bootstrap and are never stored or logged."""
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +11,12 @@ import string
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.keys.cache import key_cache
 from apps.keys.errors import (
     ApiKeyExpired, ApiKeyInvalid, ApiKeyMalformed, ApiKeyRevoked, BootstrapNotAllowed, LastMasterKey,
 )
@@ -106,6 +109,8 @@ def key_revoke(*, key: ApiKey) -> ApiKey:
             if not others.exists():
                 raise LastMasterKey()
         ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    # Here at once; other processes within KEY_CACHE_SECONDS, when their copies expire.
+    key_cache.forget(key.pk)
     key.refresh_from_db()
     return key
 
@@ -154,13 +159,14 @@ def key_parse(raw: str, *, header: str) -> tuple[str, str]:
 
 
 def key_authenticate(raw: str, *, header: str) -> ApiKey:
-    """Resolve a presented key. Expired/revoked are only reported once the secret
-    matched, so nobody can probe whether a prefix exists."""
+    """Resolve a presented key, from this process's cache when it holds a copy read less
+    than KEY_CACHE_SECONDS ago (apps/keys/cache.py), else from the database. Expired and
+    revoked are only reported once the secret matched, so nobody can probe whether a
+    prefix exists."""
     prefix, plaintext = key_parse(raw, header=header)
     presented = hash_key(plaintext)
-    key = ApiKey.objects.filter(prefix=prefix).first()
-    stored = key.hash if key else "0" * 64
-    if not hmac.compare_digest(presented, stored) or key is None:
+    key = _key_with_hash(prefix=prefix, digest=presented)
+    if key is None:
         raise ApiKeyInvalid()
     if key.is_revoked:
         raise ApiKeyRevoked()
@@ -170,8 +176,19 @@ def key_authenticate(raw: str, *, header: str) -> ApiKey:
     return key
 
 
+def _key_with_hash(*, prefix: str, digest: str) -> ApiKey | None:
+    def load() -> ApiKey | None:
+        key = ApiKey.objects.filter(prefix=prefix).first()
+        stored = key.hash if key else "0" * 64
+        return key if hmac.compare_digest(digest, stored) and key is not None else None
+
+    return key_cache.get_or_load(digest, max_age=settings.KEY_CACHE_SECONDS, load=load)
+
+
 def key_touch(*, key: ApiKey) -> None:
-    """Record use, at most once a minute per key (not a write on every request)."""
+    """Record use, at most once a minute per key (not a write on every request). A cached
+    copy keeps the time it wrote and rereads the database's with each refresh, so the
+    processes together write about once a minute too."""
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

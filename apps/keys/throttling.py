@@ -1,30 +1,45 @@
 """The per-key hourly budget shared by /api/generate, /api/text-to-image, /api/enhance.
 
-Counting is django-ratelimit's (fixed window in the Redis cache); this module turns its
-usage into DRF throttle behaviour (KeyRateThrottle) and, for the views that use it
-(RateLimitedView), the 429 answer and the X-RateLimit-* headers.
+A fixed window counted in Redis through the Django cache, in two round trips per charged
+request: one GET before the body is parsed (KeyRateThrottle: is anything left?) and one
+MULTI/EXEC once the request was found valid (RateLimitedView.charge_rate_limit). This
+module also turns the budget into DRF throttle behaviour, the 429 answer and the
+X-RateLimit-* headers.
+
+Not django-ratelimit's get_usage any more: it spent five round trips on a charged request
+(add + get to read, add + exists + incr to count). The counter's name and window are
+django-ratelimit 4.1's (``_counter_name``, ``_window_end``), so budgets carry over a
+deploy mid-window and windows still end at a per-key offset rather than all at once.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
+import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
 from django.http.response import HttpResponseBase
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
-from django_ratelimit.core import get_usage
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.keys.errors import RateLimiterUnavailable, RateLimitExceeded
+from banatie.env import split_rate
 from banatie.timefmt import iso
 
 RATE_GROUP = "banatie.generation"
+RATE_CACHE = "default"  # the Django cache (a RedisCache) that holds the counters
+# A counter outlives its window by this much (django-ratelimit's EXPIRATION_FUDGE).
+_EXPIRY_MARGIN_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -57,24 +72,62 @@ class RateState:
         }
 
 
-def _key_of(group: str, request: Request) -> str:
-    return str(request.auth.pk)
+def _window_end(value: str, period: int, now: int) -> int:
+    """The end (epoch seconds) of the window ``now`` falls in: windows are aligned to the
+    epoch plus an offset drawn from the key, so keys do not all reset in the same second."""
+    if period == 1:
+        return now
+    end = now - now % period + zlib.crc32(value.encode()) % period
+    return end + period if end < now else end
+
+
+def _counter_name(value: str, limit: int, period: int, window_end: int) -> str:
+    # django-ratelimit 4.1's _make_cache_key(group, window, rate, value, method=ALL).
+    return "rl:" + hashlib.sha256(f"{RATE_GROUP}{limit}/{period}s{value}{window_end}".encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _store_for(config: str) -> BaseCache:
+    return caches.create_connection(RATE_CACHE)
+
+
+def _store() -> BaseCache:
+    """The counters' cache, one object per process. ``caches[alias]`` is one per thread
+    (one per greenlet under gevent), each with its own Redis pool, so a new greenlet would
+    first connect and run redis-py's handshake. Keyed by the cache's settings: a test that
+    points CACHES at a dead port gets a store for it."""
+    return _store_for(repr(settings.CACHES[RATE_CACHE]))
+
+
+def _count(store: BaseCache, name: str, expiry: int) -> int:
+    """Count one request, in one round trip: create the window's counter with its expiry
+    if it is new, then INCR. MULTI/EXEC, not two commands: a counter expiring between them
+    would come back from INCR without an expiry and never be cleared."""
+    key = store.make_key(name)
+    # Django's RedisCache has no public accessor for its client; its pool is what we want.
+    client = store._cache.get_client(key, write=True)  # type: ignore[attr-defined]
+    with client.pipeline(transaction=True) as pipe:
+        _, used = pipe.set(key, 0, ex=expiry, nx=True).incr(key).execute()
+    return int(used)
 
 
 def rate_state(request: Request, *, increment: bool) -> RateState:
-    """Read (and optionally count) this key's usage. Raises RateLimiterUnavailable when
-    the counter store cannot be reached: we refuse rather than serve unmetered."""
+    """Read (one GET) or count (one MULTI/EXEC) this key's usage. Raises
+    RateLimiterUnavailable when the counter store cannot be reached: we refuse rather than
+    serve unmetered."""
+    limit, period = split_rate(settings.BANATIE_RATE_LIMIT)
+    value = str(request.auth.pk)
+    now = int(time.time())
+    window_end = _window_end(value, period, now)
+    name = _counter_name(value, limit, period, window_end)
     try:
-        usage = get_usage(
-            request, group=RATE_GROUP, key=_key_of, rate=settings.BANATIE_RATE_LIMIT,
-            increment=increment,
-        )
+        store = _store()
+        # A window nobody has been charged in yet has no counter: 0 used.
+        used = _count(store, name, period + _EXPIRY_MARGIN_SECONDS) if increment else int(store.get(name, 0))
     except RedisError:
         raise RateLimiterUnavailable(headers={"Retry-After": "5"}) from None
-    if usage is None or usage["limit"] == 0:  # django-ratelimit's "store failed" answer
-        raise RateLimiterUnavailable(headers={"Retry-After": "5"})
-    seconds_left = max(1, usage["time_left"])
-    return RateState(limit=usage["limit"], used=usage["count"], seconds_left=seconds_left,
+    seconds_left = max(1, window_end - now)
+    return RateState(limit=limit, used=used, seconds_left=seconds_left,
                      reset_at=timezone.now().replace(microsecond=0) + timedelta(seconds=seconds_left))
 
 
