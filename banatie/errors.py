@@ -152,6 +152,16 @@ class BadRequest(ApiError):
     default_message = "The request could not be processed."
 
 
+class MalformedRequest(ApiError):
+    """Written by the web server itself (banatie/gunicorn_worker.py): Django never saw it."""
+    status_code = 400
+    code = "malformed_request"
+    error = "Malformed request"
+    default_message = "The HTTP request could not be parsed."
+    hint = ("Check the request line and headers: one Content-Type header, no spaces or control characters in "
+            "header names, header lines under 8 KB. Most HTTP client libraries never send such a request.")
+
+
 class LengthRequired(ApiError):
     status_code = 411
     code = "length_required"

@@ -8,7 +8,8 @@ from banatie.env import env_int, env_str
 from banatie.settings import SHUTDOWN_GRACE_SECONDS, SYNC_WAIT_SECONDS, TRUSTED_PROXIES, WEB_CONNECTIONS
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 3000, minimum=1, maximum=65535)}"
-worker_class = "gevent"
+# gunicorn's gevent worker, with our JSON body for malformed requests (banatie/gunicorn_worker.py).
+worker_class = "banatie.gunicorn_worker.GeventWorker"
 workers = env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64)
 # Open connections per process (waiting, slow or idle keep-alive alike); one more waits in
 # the listen backlog until one closes.

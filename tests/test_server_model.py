@@ -1,0 +1,92 @@
+"""The server model (docs/running.md, "Server model"): a waiting request and a running job
+cost a greenlet, not a thread, and what they hold while waiting stays bounded."""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+from django.db import connection
+
+CLIENTS = 300  # more than the 100 threads one web process had, and one worker process
+
+
+def _postgres_connections() -> int | None:
+    """Connections to the test database other than this one, on PostgreSQL. (SQLite has no
+    server side; its file handles are a high-water mark SQLite keeps for its locks.)"""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND pid <> pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.slow
+def test_hundreds_of_sync_requests_wait_on_one_web_and_one_worker_process_with_bounded_connections(
+        stack_factory, tenants, emulator):
+    stack = stack_factory(WORKER_CONCURRENCY=str(CLIENTS + 20), DATABASE_POOL_SIZE="4", SQLITE_POOL_SIZE="4",
+                          REDIS_POOL_SIZE="10", BANATIE_RATE_LIMIT="10000/h")
+    emulator.latency = 8.0
+    url = f"{stack.url}/api/enhance"
+
+    def one(i: int) -> tuple[int, float]:
+        r = requests.post(url, json={"prompt": f"prompt number {i}"}, headers={"X-API-Key": tenants.a}, timeout=60)
+        return r.status_code, time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+        answers = [pool.submit(one, i) for i in range(CLIENTS)]
+        deadline = time.monotonic() + 30
+        while emulator.served < CLIENTS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Every call is upstream at once and every client still waits: one worker process
+        # holds 300 in-flight calls and one web process 300 waiting requests.
+        in_flight = emulator.served
+        waiting = sum(1 for a in answers if not a.done())
+        redis_clients = len(redis.Redis.from_url(stack.env["REDIS_URL"]).client_list())
+        database = _postgres_connections()
+        codes = [a.result(timeout=90)[0] for a in answers]
+    assert in_flight == CLIENTS and waiting == CLIENTS
+    assert codes == [200] * CLIENTS
+    # Nothing scales with the waiters: per process a cache pool of REDIS_POOL_SIZE (10), one
+    # pub/sub listener, Celery's own (its producer pool holds at most 10); database
+    # connections within the pools.
+    assert redis_clients <= 60, redis_clients
+    # PostgreSQL: at most DATABASE_POOL_SIZE (4) per process (web, worker, beat), none held
+    # by the 300 waits; the pytest process's own second connection aside.
+    assert database is None or database <= 3 * 4 + 1, database
+
+
+def _raw(stack, data: bytes) -> tuple[int, dict[str, str], bytes]:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=10) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.slow
+def test_requests_the_http_server_cannot_parse_get_our_json_error_with_a_request_id(stack_factory):
+    import json
+
+    stack = stack_factory()
+    duplicate_type = (b"POST /api/enhance HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    for request in (duplicate_type, b"NOT A REQUEST LINE\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n"):
+        status, headers, body = _raw(stack, request)
+        assert status == 400 and headers["content-type"] == "application/json", (request, status, body)
+        error = json.loads(body)
+        assert error["success"] is False and error["code"] == "malformed_request", error
+        assert error["requestId"] == headers["x-request-id"] and len(error["requestId"]) == 32
+        assert error["hint"]
+    status, headers, _ = _raw(stack, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert status == 200  # the server itself is fine
