@@ -867,8 +867,9 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         settings = stack.settings()
         g = settings["gunicorn"]
+        threads = f" × {g['threads']} threads" if g["worker_class"] == "gthread" else ""  # others ignore threads
         log(f"stack up in {time.monotonic() - t0:.1f}s from {settings['procfile']}: gunicorn {g['worker_class']} "
-            f"{g['workers']} processes × {g['threads']} threads, worker_connections {g['worker_connections']}; "
+            f"{g['workers']} processes{threads}, worker_connections {g['worker_connections']}; "
             f"{settings['worker_processes']} × celery --pool {settings['worker_pool']} --concurrency "
             f"{settings['worker_concurrency']}; open files {settings['open_files_limit']}; logs in {stack.workdir}")
         bench = Bench(stack, args.quick, settings)
