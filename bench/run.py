@@ -364,8 +364,9 @@ class Bench:
 
     def p1(self, clients: int) -> None:
         name = f"p1_{clients}"
-        # A client gives up after SYNC_WAIT_SECONDS, the longest the server promises to hold
-        # a sync call; after the window, in-flight requests may finish (bounded by that too).
+        # A client gives up 5 s after SYNC_WAIT_SECONDS, the longest the server promises to
+        # hold a sync call, so the server's own 202 arrives first; after the window,
+        # in-flight requests may finish (bounded by the time-out too).
         warmup, duration, timeout = (4, 10, 30) if self.quick else (6, 30, CLIENT_TIMEOUT)
         if not self.fits(name, warmup + duration + timeout + 30):
             return
