@@ -38,7 +38,8 @@ clean:
 	rm -rf $(VENV) var
 
 # Benchmarks (bench/README.md): a private stack, the Gemini emulator and a bounded load
-# generator on 127.0.0.1; prints a table and writes bench/results/latest.json (< 10 min).
+# generator on 127.0.0.1; prints the figures and the targets of issue 13 and writes
+# bench/results/latest.json (< 12 min).
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -4,11 +4,16 @@ process groups) plus what only the benchmark needs:
 
 - a fresh SQLite file and media directory in a temporary directory, migrated first;
 - the Gemini emulator as a separate process (`python -m tests.gemini_emulator
-  --bench-defaults`: count-only, listen backlog 1024, TCP_NODELAY, cached images; why:
+  --bench-defaults`: count-only, listen backlog 4096, TCP_NODELAY, cached images; why:
   see tests/gemini_emulator.py), its latency changed between scenarios through stdin;
 - a master and a project key created over HTTP, through the API itself;
 - ``reset()`` between scenarios, ``settings()`` (what the processes really run with) and
-  ``RssSampler`` (peak memory of the web and worker trees).
+  ``RssSampler`` (peak memory of the web and worker trees);
+- the open-files limit raised to its hard limit before anything starts, so every process
+  (they inherit it) can hold the 2,000 connections of P6 and what they fan out to.
+
+``procfile=`` runs another Procfile's lines instead of the repository's (to try a server
+model without editing it); by default it is the Procfile `make run` runs.
 
 Everything the processes get beyond the shared stack's environment is set in
 ``BenchStack.__init__``; the rest is inherited, so WEB_CONCURRENCY, WEB_THREADS,
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import resource
 import shutil
 import signal
 import socket
@@ -32,11 +37,41 @@ from pathlib import Path
 
 import psutil
 
-from tests.stack import ROOT, Stack, spawn, stop_process
+from tests.stack import ROOT, Stack, procfile, spawn, stop_process
 
-__all__ = ["ROOT", "SYNC_WAIT_SECONDS", "BenchStack", "Emulator", "RssSampler", "process_trees"]
+__all__ = ["ROOT", "SYNC_WAIT_SECONDS", "BenchStack", "Emulator", "RssSampler", "option_value", "process_trees",
+           "raise_open_files_limit"]
 
 SYNC_WAIT_SECONDS = 60
+# Enough for P6 (2,000 clients) in every process: the bench's own sockets, a web process
+# holding them all, a worker's and the emulator's 2,000 upstream connections.
+OPEN_FILES_WANTED = 16384
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (children started afterwards inherit it);
+    returns (soft, hard). An unlimited hard limit is capped at OPEN_FILES_WANTED x 4."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, OPEN_FILES_WANTED * 4)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def option_value(command: str, *names: str) -> str | None:
+    """The last value of any of ``names`` in a command line (``--opt v``, ``--opt=v``,
+    ``-o v``, ``-ov``), as the CLI parsers of gunicorn and celery read it; None if absent."""
+    found = None
+    words = command.split()
+    for i, word in enumerate(words):
+        for name in names:
+            if word == name and i + 1 < len(words):
+                found = words[i + 1]
+            elif name.startswith("--") and word.startswith(name + "="):
+                found = word[len(name) + 1:]
+            elif not name.startswith("--") and word.startswith(name) and len(word) > len(name):
+                found = word[len(name):]
+    return found
 
 
 class Emulator:
@@ -145,7 +180,8 @@ class RssSampler:
 
 
 class BenchStack(Stack):
-    def __init__(self, render_every_image: bool = False, worker_processes: int = 1, keep: bool = False) -> None:
+    def __init__(self, render_every_image: bool = False, worker_processes: int = 1, keep: bool = False,
+                 procfile_path: Path | None = None) -> None:
         # worker_processes: copies of the Procfile's worker line outside P4 (P4 sets its own).
         super().__init__(workdir=Path(tempfile.mkdtemp(prefix="banatie-bench-")), worker_processes=worker_processes,
                          migrate=True, env={
@@ -158,11 +194,16 @@ class BenchStack(Stack):
                              "SYNC_WAIT_SECONDS": str(SYNC_WAIT_SECONDS),
                          })
         self.keep = keep  # leave the temporary directory (logs, database) for inspection
+        if procfile_path is not None:
+            self.commands = procfile(Path(procfile_path))
+        self.procfile_path = Path(procfile_path) if procfile_path else ROOT / "Procfile"
+        self.open_files_limit: tuple[int, int] | None = None
         self.render_every_image = render_every_image
         self.emulator: Emulator | None = None
         self.master_key = self.project_key = ""
 
     def start(self) -> "BenchStack":
+        self.open_files_limit = raise_open_files_limit()  # before any child: they inherit it
         self.emulator = Emulator(self.workdir, self.render_every_image)
         self.env["GEMINI_BASE_URL"] = self.emulator.url
         super().start()
@@ -208,26 +249,46 @@ class BenchStack(Stack):
         self.project_key = body["apiKey"]
 
     def settings(self) -> dict[str, object]:
-        """What the processes actually run with: banatie/gunicorn_conf.py and the worker
-        command evaluated in the benchmark's environment (so WEB_* / WORKER_* overrides show)."""
+        """What the processes actually run with: banatie/gunicorn_conf.py, then the options
+        of the Procfile lines themselves (command-line options win over the config file, in
+        gunicorn as in celery), evaluated in the benchmark's environment so WEB_* / WORKER_*
+        overrides show. Works for any server model: absent settings are None."""
         probe = subprocess.run(
-            [sys.executable, "-c", "import json, banatie.gunicorn_conf as c; print(json.dumps({k: getattr(c, k) for k in "
-             "('workers', 'threads', 'worker_class', 'worker_connections', 'keepalive', 'timeout', 'backlog')}))"],
+            [sys.executable, "-c", "import json, banatie.gunicorn_conf as c; print(json.dumps({k: getattr(c, k, None) "
+             "for k in ('workers', 'threads', 'worker_class', 'worker_connections', 'keepalive', 'timeout', "
+             "'backlog')}))"],
             cwd=ROOT, env=self.env, capture_output=True, text=True, check=True, timeout=30)
         gunicorn = json.loads(probe.stdout)
+        web_cmd = self._expand(self.commands["web"])
+        for key, names, kind in (("worker_class", ("-k", "--worker-class"), str), ("workers", ("-w", "--workers"), int),
+                                 ("threads", ("--threads",), int),
+                                 ("worker_connections", ("--worker-connections",), int),
+                                 ("backlog", ("--backlog",), int)):
+            value = option_value(web_cmd, *names)
+            if value is not None:
+                gunicorn[key] = kind(value)
+        if isinstance(gunicorn.get("worker_class"), str):  # "gevent", "gthread", or a dotted class path
+            gunicorn["worker_class"] = gunicorn["worker_class"].rsplit(".", 1)[-1]
         worker_cmd = self.worker_command()
-        expanded = subprocess.run(["sh", "-c", f"echo {worker_cmd}"], env=self.env, capture_output=True,
-                                  text=True, timeout=10).stdout
-        concurrency = re.findall(r"--concurrency\s+(\d+)", expanded)  # the last one is the one celery uses
+        expanded = self._expand(worker_cmd)
+        concurrency = option_value(expanded, "-c", "--concurrency")
         return {
+            "procfile": str(self.procfile_path),
             "web_command": self.commands["web"],
             "gunicorn": gunicorn,
             "worker_command": worker_cmd,
-            "worker_concurrency": int(concurrency[-1]) if concurrency else None,
+            "worker_pool": option_value(expanded, "-P", "--pool") or "prefork (celery default)",
+            "worker_concurrency": int(concurrency) if concurrency and concurrency.isdigit() else None,
             "log_level": self.env.get("LOG_LEVEL") or "INFO (Procfile default)",
             "sync_wait_seconds": SYNC_WAIT_SECONDS,
             "database": "SQLite (WAL) file in a temporary directory",
             "worker_processes": self.worker_processes,
             "beat": "beat" in self.commands,
             "django_settings_module": self.env["DJANGO_SETTINGS_MODULE"],
+            "open_files_limit": list(self.open_files_limit) if self.open_files_limit else None,
         }
+
+    def _expand(self, command: str) -> str:
+        """``command`` after the shell's parameter expansion, in the processes' environment."""
+        return subprocess.run(["sh", "-c", f"echo {command}"], env=self.env, capture_output=True, text=True,
+                              timeout=10).stdout.strip()

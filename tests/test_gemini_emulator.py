@@ -384,7 +384,7 @@ def test_cli_prints_base_url_and_stops_on_sigterm():
 
 def test_bench_options_count_instead_of_recording_and_keep_the_reply_shape():
     with GeminiEmulator(**BENCH_OPTIONS) as emu:
-        assert emu._server.request_queue_size == 1024
+        assert emu._server.request_queue_size == 4096
         assert emu._server.RequestHandlerClass.disable_nagle_algorithm is True
         c = make_client(emu)
 
