@@ -131,11 +131,12 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "banatie",
         "OPTIONS": {
-            # Bounded: thousands of greenlets share REDIS_POOL_SIZE connections, waiting
-            # up to REDIS_TIMEOUT_SECONDS for one instead of opening thousands.
+            # Bounded: thousands of greenlets share REDIS_POOL_SIZE connections. Under a
+            # burst a busy process may take a while to hand one back: waiting for it is
+            # not Redis being down, so it gets its own, longer timeout.
             "pool_class": "redis.BlockingConnectionPool",
-            "max_connections": env_int("REDIS_POOL_SIZE", 50, minimum=1, maximum=10000),
-            "timeout": REDIS_TIMEOUT_SECONDS,
+            "max_connections": env_int("REDIS_POOL_SIZE", 200, minimum=1, maximum=10000),
+            "timeout": env_float("REDIS_POOL_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=300.0),
             "socket_timeout": REDIS_TIMEOUT_SECONDS,
             "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
         },

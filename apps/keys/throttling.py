@@ -27,6 +27,7 @@ from django.core.cache.backends.base import BaseCache
 from django.http.response import HttpResponseBase
 from django.urls import URLResolver, get_resolver
 from django.utils import timezone
+from redis import Redis
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -87,25 +88,26 @@ def _counter_name(value: str, limit: int, period: int, window_end: int) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _store_for(config: str) -> BaseCache:
-    return caches.create_connection(RATE_CACHE)
+def _store_for(config: str) -> tuple[BaseCache, Redis]:
+    store = caches.create_connection(RATE_CACHE)
+    # Django's RedisCache has no public accessor for its client and builds a new client
+    # object on every call (a measurable share of a request's CPU); one per process over
+    # the cache's own bounded pool.
+    return store, store._cache.get_client(write=True)  # type: ignore[attr-defined]
 
 
-def _store() -> BaseCache:
-    """The counters' cache, one object per process. ``caches[alias]`` is one per thread
-    (one per greenlet under gevent), each with its own Redis pool, so a new greenlet would
-    first connect and run redis-py's handshake. Keyed by the cache's settings: a test that
-    points CACHES at a dead port gets a store for it."""
+def _store() -> tuple[BaseCache, Redis]:
+    """The counters' cache and its Redis client, one per process. ``caches[alias]`` is one
+    per thread (one per greenlet under gevent), each with its own Redis pool, so a new
+    greenlet would first connect and run redis-py's handshake. Keyed by the cache's
+    settings: a test that points CACHES at a dead port gets a store for it."""
     return _store_for(repr(settings.CACHES[RATE_CACHE]))
 
 
-def _count(store: BaseCache, name: str, expiry: int) -> int:
+def _count(client: Redis, key: str, expiry: int) -> int:
     """Count one request, in one round trip: create the window's counter with its expiry
     if it is new, then INCR. MULTI/EXEC, not two commands: a counter expiring between them
     would come back from INCR without an expiry and never be cleared."""
-    key = store.make_key(name)
-    # Django's RedisCache has no public accessor for its client; its pool is what we want.
-    client = store._cache.get_client(key, write=True)  # type: ignore[attr-defined]
     with client.pipeline(transaction=True) as pipe:
         _, used = pipe.set(key, 0, ex=expiry, nx=True).incr(key).execute()
     return int(used)
@@ -121,9 +123,11 @@ def rate_state(request: Request, *, increment: bool) -> RateState:
     window_end = _window_end(value, period, now)
     name = _counter_name(value, limit, period, window_end)
     try:
-        store = _store()
-        # A window nobody has been charged in yet has no counter: 0 used.
-        used = _count(store, name, period + _EXPIRY_MARGIN_SECONDS) if increment else int(store.get(name, 0))
+        store, client = _store()
+        key = store.make_key(name)
+        # A window nobody has been charged in yet has no counter: 0 used. (The cache stores
+        # integers unpickled, so a plain GET reads what RedisCache would.)
+        used = _count(client, key, period + _EXPIRY_MARGIN_SECONDS) if increment else int(client.get(key) or 0)
     except RedisError:
         raise RateLimiterUnavailable(headers={"Retry-After": "5"}) from None
     seconds_left = max(1, window_end - now)
