@@ -90,3 +90,48 @@ def test_requests_the_http_server_cannot_parse_get_our_json_error_with_a_request
         assert error["hint"]
     status, headers, _ = _raw(stack, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     assert status == 200  # the server itself is fine
+
+
+@pytest.mark.slow
+def test_slow_header_clients_do_not_starve_others_and_are_cut_off(stack_factory):
+    # 300 sockets dribbling a request's headers one byte a second (slowloris), for at most
+    # 15 s, while ordinary clients keep calling /health on the same single web process.
+    import socket
+    import threading
+
+    stack = stack_factory()
+    slow = [socket.create_connection(("127.0.0.1", stack.port), timeout=5) for _ in range(300)]
+    partial = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+    cut_off_after: dict[int, float] = {}
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def dribble() -> None:
+        i = 0
+        while not stop.is_set() and len(cut_off_after) < len(slow) and time.monotonic() - started < 15:
+            for n, sock in enumerate(slow):
+                if n in cut_off_after:
+                    continue
+                try:
+                    sock.send(partial[i:i + 1] if i < len(partial) else b"x")
+                except OSError:
+                    cut_off_after[n] = time.monotonic() - started
+            i += 1
+            stop.wait(1.0)
+
+    dribbler = threading.Thread(target=dribble)
+    dribbler.start()
+    try:
+        answered = []
+        while time.monotonic() - started < 12:
+            answered.append(requests.get(f"{stack.url}/health", timeout=5).status_code)
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        dribbler.join(20)
+        for sock in slow:
+            sock.close()
+    assert answered and all(code == 200 for code in answered), answered
+    # gunicorn's gevent worker gives a request `keepalive` (5 s) to send its headers: the
+    # slow sockets are closed by the server soon after, not held forever.
+    assert len(cut_off_after) == len(slow) and max(cut_off_after.values()) < 12, sorted(cut_off_after.values())[-5:]
