@@ -349,7 +349,10 @@ UPSTREAM_RETRY_MAX_SECONDS = env_float("UPSTREAM_RETRY_MAX_SECONDS", 15.0, minim
 # --- OpenAPI ---------------------------------------------------------------------------
 SPECTACULAR_SETTINGS = {
     "TITLE": "Banatie API",
-    "DESCRIPTION": "Image generation with Gemini behind project-scoped API keys. Errors: docs/errors.md.",
+    "DESCRIPTION": (
+        "Image generation with Gemini behind project-scoped API keys. Every error body carries a "
+        "stable `code`; what each one means and how to fix it: [the error catalogue](/api/docs/errors.md)."
+    ),
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_AUTHENTICATION": [],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -126,3 +127,10 @@ class NotFoundView(PublicView):
         )
 
     get = post = put = patch = delete = head = options = _not_found
+
+
+def error_catalogue(request: HttpRequest) -> HttpResponse:
+    """docs/errors.md as the server has it, so the OpenAPI description (and Swagger UI) can
+    link to the catalogue of error codes instead of naming a file the reader cannot open."""
+    return HttpResponse((settings.BASE_DIR / "docs" / "errors.md").read_bytes(),
+                        content_type="text/markdown; charset=utf-8")

@@ -21,5 +21,5 @@ def _sync_body(job: Job, request: Request) -> dict[str, Any]:
 
 GENERATION_KIND = JobKind(
     name=GENERATION, run=image_generate, data=_data, sync_body=_sync_body,
-    release_request=release_references, discard_result=discard_image,
+    release_request=release_references, discard_result=discard_image, data_schema=GenerationDataOutputSerializer,
 )

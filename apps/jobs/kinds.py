@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
+    from rest_framework.serializers import Serializer
 
     from apps.jobs.models import Job
 
@@ -32,6 +33,9 @@ class JobKind:
     release_request: Callable[[dict[str, Any]], None] = _nothing
     # Drop what a result stored when the attempt that made it lost its lease.
     discard_result: Callable[[dict[str, Any] | None], None] = _nothing
+    # The serializer that renders `data`, for the OpenAPI schema: GET /api/jobs/{id} is one
+    # variant per kind, discriminated by `kind`, so generated clients get typed results.
+    data_schema: type[Serializer] | None = None
 
 
 _KINDS: dict[str, JobKind] = {}

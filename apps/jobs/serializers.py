@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from apps.jobs.errors import JobError
@@ -128,3 +128,22 @@ class JobDetailOutputSerializer(OutputSerializer):
 
     def get_success(self, job: Job) -> bool:
         return job.status != Job.Status.FAILED
+
+
+def job_detail_schema() -> PolymorphicProxySerializer:
+    """GET /api/jobs/{id} in the OpenAPI schema: one variant per registered kind (its `kind`
+    a one-value enum, its `data` the kind's own serializer), discriminated by `kind`. The
+    answer itself is JobDetailOutputSerializer's; only the schema is split."""
+    variants = {}
+    for name in kind_names():
+        kind = kind_get(name)
+        title = "".join(part.capitalize() for part in name.split("_"))
+        kind_field = extend_schema_field({"type": "string", "enum": [name]})(
+            type(f"{title}KindField", (serializers.CharField,), {}))
+        fields: dict[str, Any] = {"kind": kind_field()}
+        if kind.data_schema is not None:
+            fields["data"] = kind.data_schema(required=False, help_text=(
+                f"When succeeded: the result of the {name} job, as its synchronous endpoint answers it."))
+        variants[name] = type(f"{title}JobDetailOutputSerializer", (JobDetailOutputSerializer,), fields)
+    return PolymorphicProxySerializer(component_name="JobDetailOutput", serializers=variants,
+                                      resource_type_field_name="kind")

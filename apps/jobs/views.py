@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists
-from apps.jobs.serializers import JobDetailOutputSerializer
+from apps.jobs.serializers import JobDetailOutputSerializer, job_detail_schema
 from apps.keys.throttling import RateLimitedView
 from banatie.openapi import errors
 
@@ -15,7 +15,7 @@ class JobDetailView(APIView):
     @extend_schema(
         operation_id="job_retrieve", tags=["jobs"], summary="Status and result of a job",
         parameters=[OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")],
-        responses={200: JobDetailOutputSerializer, **errors(401, 404, 405, 500)},
+        responses={200: job_detail_schema(), **errors(401, 404, 405, 500)},
     )
     def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
         job = job_get_for_key(key=request.auth, job_id=jobId)

@@ -19,4 +19,5 @@ def _sync_body(job: Job, request: Request) -> dict[str, Any]:
     return EnhanceOutputSerializer(job).data
 
 
-ENHANCEMENT_KIND = JobKind(name=ENHANCEMENT, run=enhancement_run, data=_data, sync_body=_sync_body)
+ENHANCEMENT_KIND = JobKind(name=ENHANCEMENT, run=enhancement_run, data=_data, sync_body=_sync_body,
+                           data_schema=EnhanceResultOutputSerializer)
