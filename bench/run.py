@@ -729,92 +729,53 @@ def worker_rss_at_1000(results: dict[str, object]) -> tuple[float, int, str] | N
 def targets(results: dict[str, object]) -> list[list[str]]:
     """Issue 13's targets table: each figure, its target, met or missed ("-": not measured)."""
     rows = [["target (issue 13)", "measured", "target", ""]]
-    none = lambda name, target: rows.append([name, "not measured", target, "-"])  # noqa: E731
-    ceiling = (ran(results, "ceiling") or {}).get("throughput_rps")
 
+    def row(name: str, target: str, measured: tuple[str, bool] | None) -> None:
+        # measured: (the figure as printed, whether it meets the target), or None: not run.
+        rows.append([name, "not measured", target, "-"] if measured is None
+                    else [name, measured[0], target, verdict(measured[1])])
+
+    ceiling = (ran(results, "ceiling") or {}).get("throughput_rps")
     r = ran(results, "p1_200")
-    name = "P1 200 clients, 2 s: throughput / ideal"
-    if r:
-        rows.append([name, f"{r['ratio_to_ideal']:.2f}×", "≥ 0.95×", verdict(r["ratio_to_ideal"] >= 0.95)])
-    else:
-        none(name, "≥ 0.95×")
+    row("P1 200 clients, 2 s: throughput / ideal", "≥ 0.95×",
+        r and (f"{r['ratio_to_ideal']:.2f}×", r["ratio_to_ideal"] >= 0.95))
     r = ran(results, "p1_1000")
-    name = "P1 1,000 clients, 2 s: throughput / min(ideal, ceiling)"
-    if r:
-        ratio = r["throughput_rps"] / (min(r["ideal_rps"], ceiling) if ceiling else r["ideal_rps"])
-        rows.append([name, f"{ratio:.2f}×, {r['errors']} errors ({r['timeouts']} time-outs)", "≥ 0.9×, 0 errors",
-                     verdict(ratio >= 0.9 and r["errors"] == 0)])
-    else:
-        none(name, "≥ 0.9×, 0 errors")
+    ratio = r and r["throughput_rps"] / (min(r["ideal_rps"], ceiling) if ceiling else r["ideal_rps"])
+    row("P1 1,000 clients, 2 s: throughput / min(ideal, ceiling)", "≥ 0.9×, 0 errors",
+        r and (f"{ratio:.2f}×, {r['errors']} errors ({r['timeouts']} time-outs)", ratio >= 0.9 and r["errors"] == 0))
     r = ran(results, "p5")
-    name = "P5 1,000 clients, 10 s: throughput / ideal"
-    if r:
-        rows.append([name, f"{r['ratio_to_ideal']:.2f}×, {r['errors']} errors ({r['timeouts']} time-outs)",
-                     "≥ 0.9×, 0 errors", verdict(r["ratio_to_ideal"] >= 0.9 and r["errors"] == 0)])
-    else:
-        none(name, "≥ 0.9×, 0 errors")
+    row("P5 1,000 clients, 10 s: throughput / ideal", "≥ 0.9×, 0 errors",
+        r and (f"{r['ratio_to_ideal']:.2f}×, {r['errors']} errors ({r['timeouts']} time-outs)",
+               r["ratio_to_ideal"] >= 0.9 and r["errors"] == 0))
     r = ran(results, "p6")
-    name = "P6 2,000 clients, 20 s"
-    if r:
-        rows.append([name, f"{r['errors']} errors, {r['timeouts']} time-outs, {r['clients_answered']}/{r['clients']} "
-                           f"clients answered; {r['ratio_to_ideal']:.2f}× of ideal",
-                     "0 errors, 0 time-outs", verdict(r["errors"] == 0 and r["timeouts"] == 0
-                                                      and r["clients_answered"] == r["clients"])])
-    else:
-        none(name, "0 errors, 0 time-outs")
+    row("P6 2,000 clients, 20 s", "0 errors, 0 time-outs",
+        r and (f"{r['errors']} errors, {r['timeouts']} time-outs, {r['clients_answered']}/{r['clients']} "
+               f"clients answered; {r['ratio_to_ideal']:.2f}× of ideal",
+               r["errors"] == 0 and r["timeouts"] == 0 and r["clients_answered"] == r["clients"]))
     web = [(results[k]["peak_rss_mb"]["web"], label) for k, label in (("p1_1000", "P1 1,000"), ("p5", "P5"))
            if ran(results, k)]
-    name = "web RSS at 1,000 clients (sum of processes)"
-    if web:
-        mb, source = max(web)
-        rows.append([name, f"{mb} MB ({source}; peak of {', '.join(s for _, s in web)})", "≤ 200 MB",
-                     verdict(mb <= 200)])
-    else:
-        none(name, "≤ 200 MB")
+    mb, source = max(web) if web else (0, "")
+    row("web RSS at 1,000 clients (sum of processes)", "≤ 200 MB",
+        web and (f"{mb} MB ({source}; peak of {', '.join(s for _, s in web)})", mb <= 200) or None)
     worker = worker_rss_at_1000(results)
-    name = "worker RSS with 1,000 in-flight jobs"
-    if worker:
-        mb, running, source = worker
-        rows.append([name, f"{mb} MB with {running} running ({source})", "≤ 250 MB (at ≥ 950 running)",
-                     verdict(mb <= 250 and running >= 950)])
-    else:
-        none(name, "≤ 250 MB")
-    name = "ceiling, full request, 0 ms upstream"
-    if ceiling:
-        rows.append([name, f"{ceiling}/s", "≥ 200/s", verdict(ceiling >= 200)])
-    else:
-        none(name, "≥ 200/s")
+    row("worker RSS with 1,000 in-flight jobs", "≤ 250 MB (at ≥ 950 running)",
+        worker and (f"{worker[0]} MB with {worker[1]} running ({worker[2]})", worker[0] <= 250 and worker[1] >= 950))
+    row("ceiling, full request, 0 ms upstream", "≥ 200/s", ceiling and (f"{ceiling}/s", ceiling >= 200))
     c = ran(results, "ceiling")
-    name = "CPU per full request (web + worker)"
-    if c:
-        direct = (ran(results, "p2") or {}).get("direct_cpu_ms_per_call")
-        cpu = c["cpu_ms_per_request"]["web_and_worker"]
-        rows.append([name, f"{cpu} ms" + (f" (direct SDK call {direct} ms)" if direct is not None else ""), "≤ 7 ms",
-                     verdict(cpu <= 7)])
-    else:
-        none(name, "≤ 7 ms")
+    direct = (ran(results, "p2") or {}).get("direct_cpu_ms_per_call")
+    cpu = c and c["cpu_ms_per_request"]["web_and_worker"]
+    row("CPU per full request (web + worker)", "≤ 7 ms",
+        c and (f"{cpu} ms" + (f" (direct SDK call {direct} ms)" if direct is not None else ""), cpu <= 7))
     p2 = ran(results, "p2")
-    name = "P2 overhead p50 / p99 vs direct SDK"
-    if p2:
-        rows.append([name, f"+{p2['p50_diff_ms']} / +{p2['p99_diff_ms']} ms", "≤ +6 / +15 ms",
-                     verdict(p2["p50_diff_ms"] <= 6 and p2["p99_diff_ms"] <= 15)])
-    else:
-        none(name, "≤ +6 / +15 ms")
+    row("P2 overhead p50 / p99 vs direct SDK", "≤ +6 / +15 ms",
+        p2 and (f"+{p2['p50_diff_ms']} / +{p2['p99_diff_ms']} ms", p2["p50_diff_ms"] <= 6 and p2["p99_diff_ms"] <= 15))
     p3 = ran(results, "p3")
-    name = "P3 /api/me vs /api/info"
-    if p3:
-        rows.append([name, f"{p3['ratio']:.2f}×", "≥ 0.8×", verdict(p3["ratio"] >= 0.8)])
-    else:
-        none(name, "≥ 0.8×")
-    p4 = ran(results, "p4")
-    name = "P4 (item 2): upstream calls one worker process holds"
-    if p4:
-        one = p4["in_flight_one_worker"]
-        rows.append([name, f"{one['peak_running']} at peak, {one['effective_in_flight']} effective "
-                           f"({one['jobs']} × {one['upstream_latency_s']:g} s in {one['makespan_s']} s)",
-                     "≥ 1,000", verdict(one["peak_running"] >= 1000)])
-    else:
-        none(name, "≥ 1,000")
+    row("P3 /api/me vs /api/info", "≥ 0.8×", p3 and (f"{p3['ratio']:.2f}×", p3["ratio"] >= 0.8))
+    one = (ran(results, "p4") or {}).get("in_flight_one_worker")
+    row("P4 (item 2): upstream calls one worker process holds", "≥ 1,000",
+        one and (f"{one['peak_running']} at peak, {one['effective_in_flight']} effective "
+                 f"({one['jobs']} × {one['upstream_latency_s']:g} s in {one['makespan_s']} s)",
+                 one["peak_running"] >= 1000))
     return rows
 
 
