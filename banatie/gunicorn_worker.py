@@ -5,14 +5,11 @@ function, ``gunicorn.util.write_error``; this worker replaces it in its own proc
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import uuid
 
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
-
-logger = logging.getLogger(__name__)
 
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:

@@ -140,5 +140,5 @@ def signal_available() -> bool:
 
 
 def listener_subscribed(timeout: float) -> bool:
-    """True once this process's listener is subscribed (tests and start-up use it)."""
+    """True once this process's listener is subscribed (the tests wait for it)."""
     return _listener.subscribed.wait(timeout)
