@@ -69,6 +69,7 @@ class _Cursor(sqlite3_base.SQLiteCursorWrapper):
 
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     busy_budget = 30.0
+    _pool_key: tuple[int, str] | None = None  # the pool the open connection goes back to
 
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
@@ -77,8 +78,10 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return params
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        # Per process: a connection never crosses a fork.
+        self._pool_key = (os.getpid(), str(conn_params["database"]))
         with _lock:
-            idle = _idle.get(self._pool_key(conn_params))
+            idle = _idle.get(self._pool_key)
             conn = idle.pop() if idle else None
         if conn is not None:
             return conn
@@ -101,14 +104,9 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         with self.wrap_database_errors:
             if conn.in_transaction:
                 conn.rollback()  # a connection goes back clean, or not at all
-        key = self._pool_key(self.get_connection_params())
         with _lock:
-            idle = _idle.setdefault(key, [])
+            idle = _idle.setdefault(self._pool_key, [])
             if len(idle) < settings.SQLITE_POOL_SIZE:
                 idle.append(conn)
                 return None
         return super()._close()
-
-    @staticmethod
-    def _pool_key(conn_params: dict[str, Any]) -> tuple[int, str]:
-        return os.getpid(), str(conn_params["database"])
