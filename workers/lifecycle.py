@@ -28,9 +28,21 @@ logger = logging.getLogger(__name__)
 def _hand_back_then_stop() -> None:
     """The grace is over and this worker still runs: hand back what it holds, then Celery's
     cold shutdown. Also when nothing runs: a warm shutdown can hang on a broker that went
-    away (acks and requeues retrying), and the process must still stop within its grace."""
+    away (acks and requeues retrying), and the process must still stop within its grace.
+    The cold shutdown can hang the same way (closing the broker connection restores unacked
+    messages, retried against the dead broker), so half the margin left before the
+    supervisor's SIGKILL later the process exits regardless: everything it held is in the
+    database (handed back, queued) or still unacked in the broker."""
     jobs_hand_back()
     os.kill(os.getpid(), signal.SIGQUIT)
+    margin = settings.SHUTDOWN_GRACE_SECONDS - settings.WORKER_SHUTDOWN_GRACE_SECONDS
+    _call_later(margin / 2, _exit_now)
+
+
+def _exit_now() -> None:
+    logger.error("the cold shutdown did not finish within its margin (the broker is unreachable?); exiting")
+    logging.shutdown()
+    os._exit(1)
 
 
 _stopping = threading.Event()
