@@ -52,7 +52,8 @@ ERROR_DESCRIPTIONS = {
     404: "Not found.",
     405: "Method not allowed here.",
     406: "The Accept header asks for a type this route cannot answer with.",
-    409: "Conflicts with the current state (e.g. revoking the last active master key).",
+    409: "Conflicts with the current state (e.g. the job was canceled or passed its Cancel-After; canceling a "
+         "finished job; revoking the last active master key).",
     411: "A chunked body without Content-Length.",
     413: "Body or file too large.",
     415: "Wrong Content-Type.",
@@ -70,7 +71,7 @@ def errors(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 AUTH_ERRORS = (401, 404, 405, 500)
-JOB_ENDPOINT_ERRORS = (400, 401, 405, 413, 415, 422, 429, 500, 502, 503, 504)
+JOB_ENDPOINT_ERRORS = (400, 401, 405, 409, 413, 415, 422, 429, 500, 502, 503, 504)
 
 PREFER = OpenApiParameter(
     "Prefer", str, OpenApiParameter.HEADER, required=False,
@@ -83,6 +84,16 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER, required=False,
     description="Retry-safe key (1-255 visible ASCII characters): the same key and body within 24 h "
                 "returns the original job, without a second charge.",
+)
+CANCEL_AFTER = OpenApiParameter(
+    # The pattern spells out "1 s to 24 h" (whole numbers; decimals such as 1.5m are accepted too).
+    "Cancel-After", {"type": "string", "pattern": (
+        r"^(?:(?:[1-9]\d{0,3}|[1-7]\d{4}|8[0-5]\d{3}|86[0-3]\d{2}|86400)s?"
+        r"|(?:[1-9]\d{0,2}|1[0-3]\d{2}|14[0-3]\d|1440)m|(?:[1-9]|1\d|2[0-4])h)$")},
+    OpenApiParameter.HEADER, required=False,
+    description="A deadline for the job: `30s`, `2m`, `1h` or plain seconds, at most 24 h. If the job has not "
+                "finished by then it ends `canceled` (`error.code: deadline_exceeded`, `cancelReason: deadline`), no "
+                "upstream call starts after it, and a waiting synchronous request answers 409 `deadline_exceeded`.",
 )
 
 _HEADER = {"schema": {"type": "string"}}

@@ -279,11 +279,14 @@ class Live:
     def job(self, job_id: str, key: str | None = None) -> Any:
         return self.api.get(f"/api/jobs/{job_id}", **auth(key or self.tenants.a))
 
+    def cancel(self, job_id: str, key: str | None = None) -> Any:
+        return self.api.post(f"/api/jobs/{job_id}/cancel", **auth(key or self.tenants.a))
+
     def finished_job(self, job_id: str, timeout: float = 15.0) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = self.job(job_id)
-            if response.json()["status"] in ("succeeded", "failed"):
+            if response.json()["status"] in ("succeeded", "failed", "canceled"):
                 return response
             time.sleep(0.05)
         raise AssertionError(f"job {job_id} did not finish in {timeout}s")
@@ -657,6 +660,12 @@ def _(live: Live) -> Any:
     return live.enhance()
 
 
+@case("enhance_create", 409, "deadline-exceeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return live.enhance(headers={"HTTP_CANCEL_AFTER": "1s"})
+
+
 # /api/text-to-image ----------------------------------------------------------------------
 
 @case("text_to_image_create", 200, "sync-gemini")
@@ -767,6 +776,12 @@ def _(live: Live) -> Any:
     return live.t2i(autoEnhance=False)
 
 
+@case("text_to_image_create", 409, "deadline-exceeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return live.t2i(autoEnhance=False, headers={"HTTP_CANCEL_AFTER": "1s"})
+
+
 # /api/generate ---------------------------------------------------------------------------
 
 @case("generate_create", 200, "reference-images-gemini")
@@ -857,6 +872,12 @@ def _(live: Live) -> Any:
     return live.generate()
 
 
+@case("generate_create", 409, "deadline-exceeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return live.generate(headers={"HTTP_CANCEL_AFTER": "1s"})
+
+
 # /api/jobs/{jobId} -----------------------------------------------------------------------
 
 @case("job_retrieve", 200, "generation-in-progress")
@@ -929,6 +950,57 @@ def _(live: Live) -> Any:
 @case("job_retrieve", 405, "delete")
 def _(live: Live) -> Any:
     return live.api.delete(f"/api/jobs/{UNKNOWN_ID}", **auth(live.tenants.a))
+
+
+@case("job_retrieve", 200, "generation-canceled")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    job_id = live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"]
+    assert live.cancel(job_id).status_code == 200
+    response = live.job(job_id)
+    assert response.json()["status"] == "canceled"
+    return response
+
+
+# /api/jobs/{jobId}/cancel ----------------------------------------------------------------
+
+@case("job_cancel", 200, "running")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return live.cancel(live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"])
+
+
+@case("job_cancel", 200, "already-canceled")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    job_id = live.enhance(headers=ASYNC).json()["jobId"]
+    first = live.cancel(job_id)
+    again = live.cancel(job_id)
+    assert again.json() == first.json()
+    return again
+
+
+@case("job_cancel", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.post(f"/api/jobs/{UNKNOWN_ID}/cancel")
+
+
+@case("job_cancel", 404, "other-project")
+def _(live: Live) -> Any:
+    job_id = live.enhance(headers=ASYNC).json()["jobId"]
+    return live.cancel(job_id, key=live.tenants.b)
+
+
+@case("job_cancel", 405, "get")
+def _(live: Live) -> Any:
+    return live.api.get(f"/api/jobs/{UNKNOWN_ID}/cancel", **auth(live.tenants.a))
+
+
+@case("job_cancel", 409, "already-succeeded")
+def _(live: Live) -> Any:
+    live.gemini
+    job_id = live.enhance().json()["jobId"]
+    return live.cancel(job_id)
 
 
 # /api/images/{path} ----------------------------------------------------------------------
@@ -1054,3 +1126,8 @@ def test_job_retrieve(openapi, request, live, worker, scenario, status):  # type
 def test_image_retrieve(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "image_retrieve", scenario, status)
 
+
+
+@pytest.mark.parametrize("scenario,status", CASES["job_cancel"])
+def test_job_cancel(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "job_cancel", scenario, status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from apps.jobs.services import job_run
+from apps.jobs.wakeup import job_done_watch, listener_subscribed
 from tests.conftest import auth
 
 pytestmark = pytest.mark.django_db
@@ -43,16 +44,21 @@ def test_an_async_request_with_an_idempotency_key_costs_five_statements(api, key
         assert _post_async(api, key, HTTP_IDEMPOTENCY_KEY="order-1").status_code == 202
 
 
-def test_polling_a_job_costs_one_statement(api, key, django_assert_max_num_queries):
+def test_polling_a_queued_job_costs_two_statements(api, key, django_assert_max_num_queries):
     job_id = _post_async(api, key).json()["jobId"]
-    with django_assert_max_num_queries(1):
-        assert api.get(f"/api/jobs/{job_id}", **auth(key)).json()["status"] == "queued"
+    with django_assert_max_num_queries(2):  # the row, and its queuePosition (one indexed count)
+        body = api.get(f"/api/jobs/{job_id}", **auth(key)).json()
+    assert body["status"] == "queued" and body["queuePosition"] == 0
 
 
 def test_running_a_job_costs_three_statements(api, key, settings, django_assert_max_num_queries):
     settings.GEMINI_API_KEY = ""  # the offline provider: it makes no query
     # The claim (UPDATE), reading the claimed row back, the outcome (UPDATE). The heartbeat's one UPDATE per process every few seconds,
     # whatever the number of jobs, runs on its own thread and is not counted.
+    # The process's job-change listener is subscribed already (its first subscription wakes
+    # every watcher, a running job included, to check the row once: not a per-job cost).
+    with job_done_watch("warm-up"):
+        assert listener_subscribed(10)
     job_id = _post_async(api, key).json()["jobId"]
     with django_assert_max_num_queries(3):
         job_run(job_id=job_id)

@@ -22,7 +22,7 @@ from apps.generation.errors import ReferenceImageCorrupt, ReferenceImageInvalid,
 from apps.generation.images import ALLOWED_FORMATS, EXTENSIONS, ImageInfo, ImageRejected, inspect_image
 from apps.generation.storage import image_save, reference_save, storage_delete, storage_read
 from apps.jobs.errors import UpstreamInvalidResponse
-from apps.jobs.idempotency import Idempotency
+from apps.jobs.options import JobOptions
 from apps.jobs.models import Job
 from apps.jobs.services import JobCreated, job_create
 from apps.keys.models import ApiKey
@@ -45,7 +45,7 @@ def generation_create(
     enhancement_options: dict[str, Any] | None = None,
     files: list[CheckedReference] | None = None,
     tags: list[str] | None = None,
-    idempotency: Idempotency | None = None,
+    job_options: JobOptions | None = None,
 ) -> JobCreated:
     """Create the generation job; unless this is an idempotent replay, the reference images
     (checked by content: reference_checked) are stored first. ``enhancement_options``: the template and
@@ -64,7 +64,7 @@ def generation_create(
         return {"prompt": prompt, "filename": filename, "aspect_ratio": aspect_ratio, "auto_enhance": auto_enhance,
                 "template": template, "options": options, "references": stored}
 
-    return job_create(key=key, kind=GENERATION, idempotency=idempotency, request=request)
+    return job_create(key=key, kind=GENERATION, job_options=job_options, request=request)
 
 
 @dataclass(frozen=True)

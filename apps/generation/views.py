@@ -15,11 +15,11 @@ from apps.generation.errors import ImageNotFound
 from apps.generation.serializers import GenerateInputSerializer, GenerationOutputSerializer, TextToImageInputSerializer
 from apps.generation.services import generation_create
 from apps.generation.storage import SERVABLE_KEY, content_type_for
-from apps.jobs.idempotency import idempotency_from
+from apps.jobs.options import job_options_from
 from apps.jobs.responders import respond_with_job
 from apps.jobs.serializers import JobAcceptedOutputSerializer
 from apps.jobs.views import JobCreateView
-from banatie.openapi import IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
+from banatie.openapi import CANCEL_AFTER, IDEMPOTENCY_KEY, JOB_ENDPOINT_ERRORS, PREFER, errors
 from banatie.serializers import StrictSerializer
 
 _GENERATION_RESPONSES = {200: GenerationOutputSerializer, 202: JobAcceptedOutputSerializer,
@@ -32,15 +32,15 @@ class _GenerationCreateView(JobCreateView):
     def post(self, request: Request) -> Response:
         body = self.input_serializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        idempotency = idempotency_from(request)
+        job_options = job_options_from(request)
         self.charge_rate_limit(request)  # only valid requests count
-        created = generation_create(key=request.auth, idempotency=idempotency, **body.validated_data)
+        created = generation_create(key=request.auth, job_options=job_options, **body.validated_data)
         return respond_with_job(request, created)
 
 
 @extend_schema_view(post=extend_schema(
     operation_id="text_to_image_create", tags=["generation"], summary="Generate an image (JSON)",
-    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY], responses=_GENERATION_RESPONSES,
+    request=TextToImageInputSerializer, parameters=[PREFER, IDEMPOTENCY_KEY, CANCEL_AFTER], responses=_GENERATION_RESPONSES,
     examples=[OpenApiExample("A sunset", request_only=True, value={
         "prompt": "A beautiful sunset over mountains", "filename": "sunset", "aspectRatio": "16:9",
         "autoEnhance": True, "enhancementOptions": {"template": "photorealistic", "mood": "calm"}})]))
@@ -51,7 +51,7 @@ class TextToImageView(_GenerationCreateView):
 @extend_schema_view(post=extend_schema(
     operation_id="generate_create", tags=["generation"],
     summary="Generate an image with optional reference images (multipart)",
-    request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY],
+    request={"multipart/form-data": GenerateInputSerializer}, parameters=[PREFER, IDEMPOTENCY_KEY, CANCEL_AFTER],
     responses=_GENERATION_RESPONSES,
     examples=[OpenApiExample("A mountain, no reference images", request_only=True, media_type="multipart/form-data", value={
         "prompt": "A majestic mountain landscape at sunset", "filename": "mountain", "aspectRatio": "1:1",

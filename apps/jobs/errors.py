@@ -127,6 +127,27 @@ class JobTimedOut(JobError):
     hint = "Retry; the upstream model may be slow right now."
 
 
+class JobCanceled(JobError):
+    """Stored on a job canceled by POST /api/jobs/{id}/cancel (or the admin action); a
+    synchronous request waiting on it answers with it."""
+
+    status_code = 409
+    code = "job_canceled"
+    error = "Job canceled"
+    default_message = "The job was canceled before it finished; nothing was generated or stored."
+    hint = "Send the request again if you still want its result."
+
+
+class DeadlineExceeded(JobError):
+    """Stored on a job whose Cancel-After deadline passed before it finished."""
+
+    status_code = 409
+    code = "deadline_exceeded"
+    error = "Job canceled"
+    default_message = "The job did not finish before its Cancel-After deadline and was canceled."
+    hint = "Send the request again with a longer Cancel-After, or without one."
+
+
 class JobCrashed(JobError):
     """The last resort when a job's code raised something unexpected (or an unknown code
     was stored); worded as the service's own internal error."""
@@ -136,6 +157,29 @@ class JobCrashed(JobError):
     error = InternalError.error
     default_message = "The job failed on our side."
     hint = InternalError.hint
+
+
+class JobAlreadyFinished(ApiError):
+    status_code = 409
+    code = "job_already_finished"
+    error = "Conflict"
+    default_message = "The job already finished; only queued or running jobs can be canceled."
+    hint = "Nothing to cancel: read the job's result with GET /api/jobs/{jobId}."
+
+
+class CancelAfterInvalid(ApiError):
+    status_code = 400
+    code = "cancel_after_invalid"
+    error = "Validation failed"
+    hint = "Send Cancel-After as a duration up to 24 hours: 30s, 2m, 1h, or plain seconds (90)."
+
+
+class InvalidCursor(ApiError):
+    status_code = 400
+    code = "invalid_cursor"
+    error = "Validation failed"
+    default_message = "The cursor parameter is not a cursor this server issued."
+    hint = "Pass nextCursor exactly as the previous page returned it, or leave cursor out for the first page."
 
 
 class IdempotencyKeyInvalid(ApiError):

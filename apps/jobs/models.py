@@ -18,8 +18,14 @@ class Job(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELED = "canceled"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+    class CancelReason(models.TextChoices):
+        REQUESTED = "requested"  # POST /api/jobs/{id}/cancel (or the admin action)
+        DEADLINE = "deadline"  # its Cancel-After passed
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    UNFINISHED = (Status.QUEUED, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     api_key = models.ForeignKey("keys.ApiKey", on_delete=models.PROTECT, related_name="jobs")
@@ -41,12 +47,23 @@ class Job(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_hash = models.CharField(max_length=64, blank=True, default="")
+    # The client's Cancel-After, as an instant: past it the job ends canceled (deadline).
+    cancel_after = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=16, choices=CancelReason.choices, blank=True, default="")
+    # When retention deleted what the job stored (IMAGE_RETENTION_DAYS); the row may stay longer.
+    stored_released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "generation_job"
         ordering = ["-created_at"]
         # Named as the original migration named it, so no index is rebuilt.
-        indexes = [models.Index(fields=["status", "created_at"], name="generation__status_dd70ec_idx")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="generation__status_dd70ec_idx"),
+            # GET /api/jobs: a project's jobs, newest first, keyset-paginated on (created_at, id).
+            models.Index(fields=["project_id", "-created_at", "-id"], name="job_project_newest_idx"),
+            # Retention: finished jobs by age.
+            models.Index(fields=["finished_at"], name="job_finished_at_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_key", "idempotency_key"],
@@ -61,6 +78,10 @@ class Job(models.Model):
     @property
     def status_url(self) -> str:
         return f"/api/jobs/{self.id}"
+
+    @property
+    def cancel_reason_or_none(self) -> str | None:
+        return self.cancel_reason or None
 
     @property
     def is_finished(self) -> bool:

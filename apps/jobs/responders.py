@@ -29,8 +29,8 @@ def respond_with_job(request: Request, created: JobCreated) -> Response:
     job = job_wait(job=job, timeout=prefs.wait)
     if job.status == Job.Status.SUCCEEDED:
         return Response(kind_get(job.kind).sync_body(job, request), headers=extra)
-    if job.status == Job.Status.FAILED:
-        raise _failure(job, extra)
+    if job.status in (Job.Status.FAILED, Job.Status.CANCELED):
+        raise _failure(job, extra)  # canceled: 409 job_canceled or deadline_exceeded
     return _accepted(job, extra, applied=f"wait={prefs.wait_asked}" if prefs.wait_asked else None)
 
 

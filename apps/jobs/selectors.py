@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.jobs.errors import JobNotFound
@@ -22,3 +23,9 @@ def job_idempotent_replay_exists(*, key: ApiKey, idempotency_key: str) -> bool:
     charged against the rate limit)."""
     cutoff = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_TTL_HOURS)
     return Job.objects.filter(api_key=key, idempotency_key=idempotency_key, created_at__gte=cutoff).exists()
+
+
+def job_queue_position(job: Job) -> int:
+    """How many jobs of any project were queued before ``job`` (one indexed count)."""
+    earlier = Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
+    return Job.objects.filter(earlier, status=Job.Status.QUEUED).count()

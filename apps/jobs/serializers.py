@@ -11,6 +11,7 @@ from rest_framework import serializers
 from apps.jobs.errors import JobError
 from apps.jobs.kinds import kind_get, kind_names
 from apps.jobs.models import Job
+from apps.jobs.selectors import job_queue_position
 from banatie.serializers import (
     IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer, WholeObjectField,
 )
@@ -98,12 +99,41 @@ class JobDataField(WholeObjectField):
 
 @extend_schema_field(JobErrorOutputSerializer)
 class JobFailureField(WholeObjectField):
-    """A failed job's error, as the synchronous call answered it; absent otherwise."""
+    """A failed or canceled job's error, as the synchronous call answered it (canceled:
+    job_canceled or deadline_exceeded); absent otherwise."""
 
     def to_representation(self, job: Job) -> dict[str, Any] | None:
-        if job.status != Job.Status.FAILED:
+        if job.status not in (Job.Status.FAILED, Job.Status.CANCELED):
             return None
         return JobErrorOutputSerializer(JobError.of(job)).data
+
+
+class JobTimingsOutputSerializer(OutputSerializer):
+    queueSeconds = serializers.FloatField(allow_null=True, help_text=(
+        "From creation to the last start (or to the end, if it never started); null while queued."))
+    runSeconds = serializers.FloatField(allow_null=True, help_text="From the last start to the end; null until both.")
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
+@extend_schema_field(JobTimingsOutputSerializer)
+class JobTimingsField(WholeObjectField):
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        return JobTimingsOutputSerializer({
+            "queueSeconds": _seconds(job.created_at, job.started_at or job.finished_at),
+            "runSeconds": _seconds(job.started_at, job.finished_at),
+        }).data
+
+
+@extend_schema_field(serializers.IntegerField(allow_null=True, help_text=(
+    "While queued: how many jobs (of any project) were queued before this one; null otherwise.")))
+class QueuePositionField(WholeObjectField):
+    def to_representation(self, job: Job) -> int | None:
+        if job.status != Job.Status.QUEUED:
+            return None
+        return job_queue_position(job)
 
 
 class JobDetailOutputSerializer(OutputSerializer):
@@ -118,6 +148,11 @@ class JobDetailOutputSerializer(OutputSerializer):
     startedAt = IsoDateTimeField(source="started_at", allow_null=True)
     finishedAt = IsoDateTimeField(source="finished_at", allow_null=True)
     statusUrl = serializers.CharField(source="status_url")
+    queuePosition = QueuePositionField()
+    timings = JobTimingsField()
+    cancelReason = serializers.ChoiceField(source="cancel_reason_or_none", choices=Job.CancelReason.choices, allow_null=True)
+    cancelAfter = IsoDateTimeField(source="cancel_after", allow_null=True,
+                                   help_text="The job's Cancel-After deadline as an instant; null without one.")
     data = JobDataField()
     error = JobFailureField()
 
@@ -127,7 +162,7 @@ class JobDetailOutputSerializer(OutputSerializer):
         self.fields["kind"].choices = kind_names()
 
     def get_success(self, job: Job) -> bool:
-        return job.status != Job.Status.FAILED
+        return job.status not in (Job.Status.FAILED, Job.Status.CANCELED)
 
 
 def job_detail_schema() -> PolymorphicProxySerializer:

@@ -1,5 +1,5 @@
-"""Job use cases: create (and enqueue after commit), run (claim, execute, finish), sweep,
-wait. What a job *does* belongs to its kind (apps.jobs.kinds); this module only moves it
+"""Job use cases: create (and enqueue after commit), run (claim, execute, finish), cancel,
+expire (Cancel-After), sweep, wait. What a job *does* belongs to its kind (apps.jobs.kinds); this module only moves it
 through its states.
 
 Guarantees:
@@ -9,11 +9,15 @@ Guarantees:
 - job_run: safe to run twice, concurrently or in sequence: the conditional claim lets one
   delivery work while the lease is fresh, and a finished job is never run again.
 - job_sweep: safe to run concurrently; each re-publish is won by one sweep only.
+- job_cancel / job_expire: a queued job never reaches the upstream; a running job's attempt
+  can no longer record anything (its result and what it stored are discarded) and its
+  worker stops waiting on the upstream call as soon as it hears of it.
 - job_wait: never raises for slowness or a Redis outage; it returns the row as it is.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,16 +31,21 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
+from apps.jobs.abandon import Abandoned, run_abandonable
 from apps.jobs.broker import task_ids_held
 from apps.jobs.db import connection_release
 from apps.jobs.deadline import job_deadline
-from apps.jobs.errors import ClaimUnavailable, IdempotencyKeyReused, JobCrashed, JobError, QueueUnavailable, TooManyAttempts
+from apps.jobs.errors import (
+    ClaimUnavailable, DeadlineExceeded, IdempotencyKeyReused, JobAlreadyFinished, JobCanceled, JobCrashed, JobError,
+    QueueUnavailable, TooManyAttempts,
+)
 from apps.jobs.heartbeat import job_running, running_jobs_take
 from apps.jobs.idempotency import Idempotency
 from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
+from apps.jobs.options import JobOptions
 from apps.jobs.task_names import JOB_RUN
-from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_done
+from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_changed, signal_job_done
 from apps.keys.models import ApiKey
 from banatie.celery import app as celery_app
 from banatie.request_context import current_request_id
@@ -58,26 +67,32 @@ def job_create(
     key: ApiKey,
     kind: str,
     request: dict[str, Any] | Callable[[], dict[str, Any]],
-    idempotency: Idempotency | None = None,
+    job_options: JobOptions | None = None,
 ) -> JobCreated:
     """Save a queued job and publish its task once the row is committed.
 
     ``request`` is the job's input, or a function that builds it (e.g. stores uploads):
-    it is only called when this is not a replay. With ``idempotency``: the same key from
+    it is only called when this is not a replay. ``job_options.cancel_after``: the job ends
+    canceled (deadline) if it has not finished that long after now. With
+    ``job_options.idempotency``: the same key from
     the same API key within IDEMPOTENCY_TTL_HOURS returns the original job; the same key
     with another body raises IdempotencyKeyReused. Concurrent duplicates collide on a
     unique constraint, so exactly one job is created; the loser's stored input is released."""
     job_kind = kind_get(kind)
+    options = job_options or JobOptions()
+    idempotency = options.idempotency
     if idempotency is not None:
         existing = _idempotent_original(key=key, idempotency=idempotency)
         if existing is not None:
             return JobCreated(existing, replayed=True)
     payload = request() if callable(request) else request
+    now = timezone.now()
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 api_key=key, project_id=key.project_scope, kind=kind, request=payload,
-                enqueued_at=timezone.now(),
+                created_at=now, enqueued_at=now,
+                cancel_after=now + options.cancel_after if options.cancel_after else None,
                 idempotency_key=idempotency.key if idempotency else None,
                 request_hash=idempotency.fingerprint if idempotency else "",
             )
@@ -132,17 +147,21 @@ def job_enqueue(*, job: Job) -> None:
 
 
 def job_sweep() -> dict[str, int]:
-    """Recover jobs whose message or worker was lost. Safe to run concurrently and
-    repeatedly: each re-publish is preceded by a conditional update that only one sweep
-    can win, so nothing is published twice by two sweeps.
+    """Recover jobs whose message or worker was lost, and end jobs past their deadline.
+    Safe to run concurrently and repeatedly: each re-publish is preceded by a conditional
+    update that only one sweep can win, so nothing is published twice by two sweeps.
 
+    - queued or running past its Cancel-After → canceled (deadline);
     - queued for longer than SWEEP_QUEUED_AFTER_SECONDS and its message no longer in the
       broker (neither waiting nor delivered-unacked) → published again (same task id);
     - running with an expired lease → back to queued and published, or failed with
       too_many_attempts once JOB_MAX_ATTEMPTS deliveries were used up.
     """
     now = timezone.now()
-    counts = {"republished": 0, "recovered": 0, "failed": 0}
+    counts = {"expired": 0, "republished": 0, "recovered": 0, "failed": 0}
+    for job in Job.objects.filter(status__in=Job.UNFINISHED, cancel_after__lte=now)[:500]:
+        if job_expire(job=job):
+            counts["expired"] += 1
     stale = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_SECONDS)
     waiting = Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]
     held = task_ids_held() if waiting else None
@@ -159,6 +178,7 @@ def job_sweep() -> dict[str, int]:
                 counts["failed"] += 1
         elif Job.objects.filter(same_lease, pk=job.pk, status=Job.Status.RUNNING).update(
                 status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
+            signal_job_changed(str(job.pk))
             if _try_publish(str(job.pk)):
                 counts["recovered"] += 1
     if any(counts.values()):
@@ -178,25 +198,33 @@ def _try_publish(job_id: str) -> bool:
 
 
 def job_claim(*, job_id: str) -> Job | None:
-    """Atomically take the job: queued, or running with an expired lease (its worker died).
-    Returns None when another delivery holds it or it is finished."""
+    """Atomically take the job: queued, or running with an expired lease (its worker died),
+    and not past its Cancel-After. Returns None when another delivery holds it, it is
+    finished (or canceled), or its deadline passed (then it is ended as canceled)."""
     now = timezone.now()
     claimed = (
         Job.objects.filter(pk=job_id)
         .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
+        .filter(Q(cancel_after__isnull=True) | Q(cancel_after__gt=now))
         .update(
             status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
             lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
         )
     )
     if not claimed:
+        overdue = Job.objects.filter(pk=job_id, status__in=Job.UNFINISHED, cancel_after__lte=now).first()
+        if overdue is not None:
+            job_expire(job=overdue)
         return None
+    signal_job_changed(job_id)
     return Job.objects.get(pk=job_id)
 
 
 def job_run(*, job_id: str) -> None:
     """Run one job to its end. Idempotent: a second delivery is a no-op, and an attempt
-    whose lease was taken over cannot record its outcome (or keep what it stored).
+    whose lease was taken over (or whose job was canceled) cannot record its outcome (or
+    keep what it stored); once the worker hears the job was canceled, it stops waiting on
+    its upstream call.
 
     Raises ClaimUnavailable when the database cannot be reached to claim the job (the
     task retries). No database connection is held while the job's upstream calls run."""
@@ -205,18 +233,27 @@ def job_run(*, job_id: str) -> None:
     except DatabaseError as exc:
         raise ClaimUnavailable(f"could not claim job {job_id}: {type(exc).__name__}") from exc
     if job is None:
-        logger.info("job %s already taken or finished; skipping this delivery", job_id)
+        logger.info("job %s already taken, finished or past its deadline; skipping this delivery", job_id)
         return
     connection_release()
     kind = kind_get(job.kind)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
     else:
-        with job_running(job):  # the heartbeat keeps the lease while it runs
-            outcome = _outcome(job, kind.run)
+        wake = threading.Event()  # set when the job may have been canceled
+        # The heartbeat keeps the lease while it runs; a cancel's signal or a beat that finds
+        # the job gone wakes this attempt.
+        with job_running(job, wake), job_done_watch(job_id, wake):
+            try:
+                outcome = _outcome(job, kind.run, wake)
+            except Abandoned:
+                logger.info("job %s attempt %d was canceled while running; its work was abandoned",
+                            job.id, job.attempts)
+                return
     if not _finish(job, **outcome):
         kind.discard_result(outcome.get("result"))
-        logger.warning("job %s attempt %d lost its lease; its result was discarded", job.id, job.attempts)
+        logger.warning("job %s attempt %d could not record its outcome (canceled or taken over); "
+                       "its result was discarded", job.id, job.attempts)
 
 
 def jobs_hand_back() -> int:
@@ -229,10 +266,55 @@ def jobs_hand_back() -> int:
         if Job.objects.filter(pk=job_id, attempts=attempt, status=Job.Status.RUNNING).update(
                 status=Job.Status.QUEUED, lease_expires_at=None, enqueued_at=now):
             handed += 1
+            signal_job_changed(job_id)
             _try_publish(job_id)
     if handed:
         logger.warning("handed %d running job(s) back to the queue", handed)
     return handed
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a queued or running job at once (cancelReason "requested"). Canceling a
+    canceled job again changes nothing; a succeeded or failed one raises JobAlreadyFinished."""
+    if not _end_early(job, reason=Job.CancelReason.REQUESTED, err=JobCanceled()):
+        job.refresh_from_db()
+        if job.status != Job.Status.CANCELED:
+            raise JobAlreadyFinished(
+                f"Job {job.id} already {job.status}; only queued or running jobs can be canceled.",
+                details={"status": job.status, "jobId": str(job.id)},
+            )
+    return job
+
+
+def job_expire(*, job: Job) -> bool:
+    """End a queued or running job whose Cancel-After has passed (cancelReason "deadline").
+    Returns whether this call ended it."""
+    if job.cancel_after is None or job.cancel_after > timezone.now():
+        return False
+    return _end_early(job, reason=Job.CancelReason.DEADLINE, err=DeadlineExceeded(
+        f"The job did not finish before its Cancel-After deadline ({iso(job.cancel_after, timespec='seconds')})."))
+
+
+def job_expire_if_due(job: Job) -> Job:
+    """``job`` as a reader should see it: canceled once its deadline passed, even if no sweep
+    or worker has noticed yet."""
+    if job.status in Job.UNFINISHED and job.cancel_after is not None and job.cancel_after <= timezone.now():
+        job_expire(job=job)
+        job.refresh_from_db()
+    return job
+
+
+def _end_early(job: Job, *, reason: str, err: JobError) -> bool:
+    """Cancel the job if it has not ended yet (whatever attempt runs it: that attempt's
+    finish then fails and discards its result). Reloads ``job`` when this call ended it."""
+    values = {"status": Job.Status.CANCELED, "cancel_reason": reason, "finished_at": timezone.now(),
+              "lease_expires_at": None, **_failure(err)}
+    if not Job.objects.filter(pk=job.pk, status__in=Job.UNFINISHED).update(**values):
+        return False
+    job.refresh_from_db()  # a worker may have claimed it since ``job`` was read
+    kind_get(job.kind).release_request(job.request)
+    signal_job_done(str(job.pk))  # sync waiters answer at once; the running worker lets go
+    return True
 
 
 def _too_many_attempts(started: int) -> dict[str, Any]:
@@ -245,11 +327,41 @@ def _failure(err: JobError) -> dict[str, Any]:
             "retry_after": err.retry_after if err.retry_after is not None else err.default_retry_after}
 
 
-def _outcome(job: Job, run: Callable[[Job], dict[str, Any]]) -> dict[str, Any]:
+def _seconds_to_deadline(job: Job) -> float | None:
+    if job.cancel_after is None:
+        return None
+    return max(0.0, (job.cancel_after - timezone.now()).total_seconds())
+
+
+def _outcome(job: Job, run: Callable[[Job], dict[str, Any]], wake: threading.Event) -> dict[str, Any]:
+    """Run the job's work, abandoned (Abandoned raised) once the job is no longer this
+    attempt's: canceled, or past its Cancel-After (then this call ends it)."""
+    kind = kind_get(job.kind)
+    abandoned = threading.Event()
+
+    def still_wanted() -> bool:
+        job_expire(job=job)  # a no-op unless the deadline passed
+        try:
+            return Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, attempts=job.attempts).exists()
+        except DatabaseError:
+            return True  # cannot tell: keep going; the heartbeat and the finish decide
+        finally:
+            connection_release()
+
+    seconds = settings.JOB_SOFT_TIME_LIMIT
+    to_deadline = _seconds_to_deadline(job)
+    if to_deadline is not None:
+        seconds = min(seconds, to_deadline)
     try:
-        with job_deadline(settings.JOB_SOFT_TIME_LIMIT):
-            return {"status": Job.Status.SUCCEEDED, "result": run(job)}
+        with job_deadline(seconds, abandoned=abandoned):
+            result = run_abandonable(lambda: run(job), abandoned=abandoned, wake=wake, still_wanted=still_wanted,
+                                     next_check=lambda: _seconds_to_deadline(job), discard=kind.discard_result)
+        return {"status": Job.Status.SUCCEEDED, "result": result}
+    except Abandoned:
+        raise
     except JobError as exc:
+        if job_expire(job=job):  # it ran into its Cancel-After: canceled (deadline), not failed
+            raise Abandoned() from None
         return {"status": Job.Status.FAILED, **_failure(exc)}
     except Exception:
         # Last resort so the job ends and its waiter wakes; the traceback is logged here
@@ -277,14 +389,17 @@ def job_wait(*, job: Job, timeout: float) -> Job:
     """Wait up to ``timeout`` seconds for the job to finish; return the fresh row. No
     database connection is held while waiting; a woken waiter reads its row again and
     goes back to waiting if the job is not finished yet (a wake-up only says "maybe").
+    A job whose Cancel-After passes during the wait is ended (canceled) by the waiter.
     While Redis is unreachable no wake-up can come: the row is returned as it is."""
     deadline = time.monotonic() + timeout
     with job_done_watch(str(job.pk)) as maybe_done:
         while True:
             maybe_done.clear()  # before the read: a finish after it sets the event again
             job.refresh_from_db()
+            job_expire_if_due(job)
             left = deadline - time.monotonic()
             if job.is_finished or left <= 0 or not signal_available():
                 return job
             connection_release()
-            maybe_done.wait(left)
+            to_deadline = _seconds_to_deadline(job)
+            maybe_done.wait(left if to_deadline is None else min(left, to_deadline + 0.01))

@@ -4,5 +4,6 @@ from apps.jobs import views
 from banatie.routing import route
 
 urlpatterns = [
+    route(r"api/jobs/(?P<jobId>[^/]+)/cancel", views.JobCancelView, "job-cancel"),
     route(r"api/jobs/(?P<jobId>[^/]+)", views.JobDetailView, "job"),
 ]

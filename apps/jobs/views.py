@@ -7,18 +7,35 @@ from rest_framework.views import APIView
 
 from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists
 from apps.jobs.serializers import JobDetailOutputSerializer, job_detail_schema
+from apps.jobs.services import job_cancel, job_expire_if_due
 from apps.keys.throttling import RateLimitedView
 from banatie.openapi import errors
+
+
+JOB_ID = OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")
 
 
 class JobDetailView(APIView):
     @extend_schema(
         operation_id="job_retrieve", tags=["jobs"], summary="Status and result of a job",
-        parameters=[OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")],
-        responses={200: job_detail_schema(), **errors(401, 404, 405, 500)},
+        parameters=[JOB_ID], responses={200: job_detail_schema(), **errors(401, 404, 405, 500)},
     )
     def get(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
-        job = job_get_for_key(key=request.auth, job_id=jobId)
+        job = job_expire_if_due(job_get_for_key(key=request.auth, job_id=jobId))
+        return Response(JobDetailOutputSerializer(job, context={"request": request}).data)
+
+
+class JobCancelView(APIView):
+    @extend_schema(
+        operation_id="job_cancel", tags=["jobs"], summary="Cancel a queued or running job", request=None,
+        description="A queued job is canceled before any upstream call; a running job is canceled at once, its "
+                    "in-flight result discarded (nothing is stored) and its upstream call abandoned. Canceling a "
+                    "canceled job again answers 200 unchanged; a succeeded or failed job is 409 "
+                    "`job_already_finished`.",
+        parameters=[JOB_ID], responses={200: job_detail_schema(), **errors(401, 404, 405, 409, 500)},
+    )
+    def post(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
+        job = job_cancel(job=job_get_for_key(key=request.auth, job_id=jobId))
         return Response(JobDetailOutputSerializer(job, context={"request": request}).data)
 
 

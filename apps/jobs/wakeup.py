@@ -1,5 +1,6 @@
-"""The "job finished" signal. A worker PUBLISHes the job id on one channel once the outcome
-is committed; each process has ONE listener (a thread, a greenlet under gevent) subscribed
+"""The "job finished" (and "job changed") signal. A worker PUBLISHes the job id on one channel
+once the outcome is committed (`<id>`), or once a job started or went back to the queue
+(`<id> changed`, for the event streams); each process has ONE listener (a thread, a greenlet under gevent) subscribed
 to it, which wakes the requests of that process waiting on that job. So a thousand waiting
 requests cost a thousand small Events and one Redis connection, not a thousand BLPOPs.
 
@@ -25,6 +26,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 CHANNEL = "banatie:jobs:done"
+_CHANGED = " changed"  # suffix of a non-terminal change
 _POLL_SECONDS = 5.0  # the listener's read timeout; its health check runs this often
 
 
@@ -39,10 +41,19 @@ def _client(url: str) -> redis.Redis:
 def signal_job_done(job_id: str) -> None:
     """Best effort: if Redis is down, waiters time out into a 202 (or are woken by their
     listener's next subscription) and the row has the truth."""
+    _publish(job_id)
+
+
+def signal_job_changed(job_id: str) -> None:
+    """The job started, or went back to the queue: wakes event streams, not sync waiters."""
+    _publish(job_id + _CHANGED)
+
+
+def _publish(message: str) -> None:
     try:
-        _client(settings.REDIS_URL).publish(CHANNEL, job_id)
+        _client(settings.REDIS_URL).publish(CHANNEL, message)
     except redis.RedisError as exc:
-        logger.warning("could not signal job %s done: %s", job_id, type(exc).__name__)
+        logger.warning("could not signal job change %s: %s", message, type(exc).__name__)
 
 
 class _Listener:
@@ -50,34 +61,38 @@ class _Listener:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, set[threading.Event]] = {}
+        # job id -> Events; `_done` wake on the job's end only, `_changes` on every change.
+        self._done: dict[str, set[threading.Event]] = {}
+        self._changes: dict[str, set[threading.Event]] = {}
         self._thread: threading.Thread | None = None
         self._pid = 0
         self.subscribed = threading.Event()
         self.down = False  # the last attempt to listen failed
 
-    def add(self, job_id: str) -> threading.Event:
-        event = threading.Event()
+    def add(self, job_id: str, event: threading.Event, *, every_change: bool) -> None:
         with self._lock:
-            self._waiters.setdefault(job_id, set()).add(event)
+            (self._changes if every_change else self._done).setdefault(job_id, set()).add(event)
             self._ensure_running()
-        return event
 
     def remove(self, job_id: str, event: threading.Event) -> None:
         with self._lock:
-            events = self._waiters.get(job_id)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._waiters[job_id]
+            for table in (self._done, self._changes):
+                events = table.get(job_id)
+                if events is not None:
+                    events.discard(event)
+                    if not events:
+                        del table[job_id]
 
-    def _wake(self, job_id: str | None) -> None:
-        """Wake the waiters of ``job_id``, or every waiter when None."""
+    def _wake(self, job_id: str | None, *, finished: bool = True) -> None:
+        """Wake the waiters of ``job_id`` (only the every-change ones unless it finished),
+        or every waiter when None."""
         with self._lock:
             if job_id is None:
-                events = [e for waiting in self._waiters.values() for e in waiting]
+                events = [e for table in (self._done, self._changes) for waiting in table.values() for e in waiting]
             else:
-                events = list(self._waiters.get(job_id, ()))
+                events = list(self._changes.get(job_id, ()))
+                if finished:
+                    events.extend(self._done.get(job_id, ()))
         for event in events:
             event.set()
 
@@ -105,7 +120,11 @@ class _Listener:
                         self.subscribed.set()
                         self._wake(None)  # anything may have finished while we were away
                     elif message["type"] == "message":
-                        self._wake(message["data"].decode())
+                        data = message["data"].decode()
+                        if data.endswith(_CHANGED):
+                            self._wake(data[: -len(_CHANGED)], finished=False)
+                        else:
+                            self._wake(data)
             except (redis.RedisError, OSError) as exc:
                 self.subscribed.clear()
                 self.down = True
@@ -124,10 +143,13 @@ _listener = _Listener()
 
 
 @contextmanager
-def job_done_watch(job_id: str) -> Iterator[threading.Event]:
-    """An Event set when ``job_id`` may have finished (read the row to know). Register
-    before reading the row, so a finish between the read and the wait is not missed."""
-    event = _listener.add(job_id)
+def job_done_watch(job_id: str, event: threading.Event | None = None, *,
+                   every_change: bool = False) -> Iterator[threading.Event]:
+    """An Event set when ``job_id`` may have finished (with ``every_change``: may have
+    changed status); read the row to know. Register before reading the row, so a change
+    between the read and the wait is not missed. ``event``: one the caller also sets."""
+    event = event or threading.Event()
+    _listener.add(job_id, event, every_change=every_change)
     try:
         yield event
     finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.jobs.idempotency import Idempotency
+from apps.jobs.options import JobOptions
 from apps.jobs.models import Job
 from apps.jobs.services import JobCreated, job_create
 from apps.keys.models import ApiKey
@@ -17,9 +17,9 @@ ENHANCEMENT = "enhancement"
 
 
 def enhancement_create(*, key: ApiKey, prompt: str, options: dict[str, Any] | None = None,
-                       idempotency: Idempotency | None = None) -> JobCreated:
+                       job_options: JobOptions | None = None) -> JobCreated:
     """Queue the enhancement of ``prompt`` (options in snake_case, as the providers take them)."""
-    return job_create(key=key, kind=ENHANCEMENT, idempotency=idempotency,
+    return job_create(key=key, kind=ENHANCEMENT, job_options=job_options,
                       request={"prompt": prompt, "options": options or {}})
 
 
