@@ -105,7 +105,7 @@ def poll_job(client, key: str, job_id: str, timeout: float = 15.0) -> dict:  # t
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/api/jobs/{job_id}", **auth(key)).json()
-        if body["status"] in ("succeeded", "failed"):
+        if body["status"] in ("succeeded", "failed", "canceled"):
             return body
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish in {timeout}s")
