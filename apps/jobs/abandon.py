@@ -60,26 +60,30 @@ def run_abandonable(
     else:
         runner = threading.Thread(target=target, name="banatie-job-work", daemon=True)
         runner.start()
-    while True:
-        wake.wait(next_check())
-        wake.clear()  # before looking: a later set() is seen on the next turn
+    try:
+        while True:
+            wake.wait(next_check())
+            wake.clear()  # before looking: a later set() is seen on the next turn
+            with lock:
+                if "outcome" in box:
+                    break
+            if still_wanted():
+                continue
+            with lock:
+                if "outcome" not in box:
+                    abandoned.set()
+            if abandoned.is_set():
+                raise Abandoned()
+            break  # it finished while we asked: the caller's conditional finish decides
+    except BaseException:
+        # Abandoned, or the waiting side itself was stopped (a time limit, a shutdown):
+        # the work must not outlive it holding an upstream connection.
         with lock:
-            if "outcome" in box:
-                ok, value = box["outcome"]
-                if ok:
-                    return value
-                raise value
-        if still_wanted():
-            continue
-        with lock:
-            if "outcome" not in box:
-                abandoned.set()
-        if abandoned.is_set():
-            if _gevent_patched():
-                runner.kill(block=False)
-            raise Abandoned()
-        # It finished while we asked: the caller's conditional finish decides.
-        ok, value = box["outcome"]
-        if ok:
-            return value
-        raise value
+            abandoned.set()
+        if _gevent_patched() and "outcome" not in box:
+            runner.kill(block=False)
+        raise
+    ok, value = box["outcome"]
+    if ok:
+        return value
+    raise value
