@@ -98,6 +98,18 @@ def gemini(emulator, settings):  # type: ignore[no-untyped-def]
     emulator.reset()
 
 
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``predicate()`` is true, bounded in time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def poll_job(client, key: str, job_id: str, timeout: float = 15.0) -> dict:  # type: ignore[no-untyped-def]
     """Poll /api/jobs/{id} until it finishes (bounded in time)."""
     import time

@@ -10,20 +10,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import auth, poll_job
+from tests.conftest import auth, wait_for
 from tests.gemini_emulator import Reply
 
 T2I = {"prompt": "A lighthouse in a storm", "filename": "lighthouse", "autoEnhance": False}
 ASYNC = {"HTTP_PREFER": "respond-async"}
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _stored_images(media_root: str) -> list[str]:
@@ -48,7 +39,7 @@ def _status(api, key: str, job_id: str) -> str:  # type: ignore[no-untyped-def]
 def test_canceling_a_running_job_answers_the_canceled_job_and_again_unchanged(api, worker, gemini, tenants, settings):
     gemini.latency = 3.0
     job_id = _t2i(api, tenants.a, **ASYNC).json()["jobId"]
-    _wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
+    wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
     first = _cancel(api, tenants.a, job_id)
     assert first.status_code == 200
     body = first.json()
@@ -101,7 +92,7 @@ def test_a_synchronous_request_waiting_on_a_job_answers_409_as_soon_as_it_is_can
 
     client = threading.Thread(target=sync_client)
     client.start()
-    _wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
+    wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
     from apps.jobs.models import Job
 
     job_id = str(Job.objects.get().pk)
@@ -119,7 +110,7 @@ def test_the_result_of_a_canceled_running_job_is_discarded_and_nothing_is_stored
     # answers after the cancel, the image is stored, and then deleted again.
     gemini.enqueue(Reply.delay(1.5))
     job_id = _t2i(api, tenants.a, **ASYNC).json()["jobId"]
-    _wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
+    wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
     assert _cancel(api, tenants.a, job_id).status_code == 200
     time.sleep(3.0)  # well after the upstream answered and the abandoned work ended
     assert _stored_images(settings.MEDIA_ROOT) == []
@@ -137,10 +128,10 @@ def test_a_worker_that_missed_the_cancel_signal_lets_go_at_its_next_heartbeat(ap
     settings.JOB_HEARTBEAT_SECONDS = 0.2
     gemini.latency = 20.0
     job_id = _t2i(api, tenants.a, **ASYNC).json()["jobId"]
-    _wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
+    wait_for(lambda: len(gemini.requests) == 1, 10, "the upstream call")
     # Canceled behind the service's back: no signal is published.
     Job.objects.filter(pk=job_id).update(status=Job.Status.CANCELED, finished_at=timezone.now())
-    _wait_for(lambda: any("its work was abandoned" in r.getMessage() and job_id in r.getMessage()
+    wait_for(lambda: any("its work was abandoned" in r.getMessage() and job_id in r.getMessage()
                           for r in caplog.records), 10, "the worker to abandon the job")
 
 
@@ -215,9 +206,9 @@ def test_a_queued_job_canceled_with_its_message_in_redis_never_reaches_gemini(st
     stack = stack_factory(WORKER_CONCURRENCY="1")
     emulator.enqueue(Reply.delay(30))  # the first job holds the worker's only slot
     first = _post(stack, tenants.a, prefer_async=True).json()["jobId"]
-    _wait_for(lambda: len(emulator.requests) == 1, 15, "the first upstream call")
+    wait_for(lambda: len(emulator.requests) == 1, 15, "the first upstream call")
     queued = _post(stack, tenants.a, prefer_async=True).json()["jobId"]
-    _wait_for(lambda: _queue_length(stack) == 1, 10, "the second job's message in Redis")
+    wait_for(lambda: _queue_length(stack) == 1, 10, "the second job's message in Redis")
     assert _stack_job(stack, tenants.a, queued)["queuePosition"] == 0
     assert _stack_cancel(stack, tenants.a, queued).json()["status"] == "canceled"
     # A third job, queued behind the canceled one, with a deadline that passes while it waits.
@@ -229,7 +220,7 @@ def test_a_queued_job_canceled_with_its_message_in_redis_never_reaches_gemini(st
     assert _stack_cancel(stack, tenants.a, first).status_code == 200
     after = _post(stack, tenants.a, timeout=20)
     assert after.status_code == 200, after.text  # served long before the abandoned call would have answered
-    _wait_for(lambda: _queue_length(stack) == 0, 10, "the canceled jobs' messages to be consumed")
+    wait_for(lambda: _queue_length(stack) == 0, 10, "the canceled jobs' messages to be consumed")
     prompts = [emulator.prompt_of(r) for r in emulator.requests]
     assert len(prompts) == 2, prompts  # the first job's call and the last one's; none for the canceled two
     for job_id in (queued, late.json()["jobId"]):

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.jobs.models import Job
 from apps.jobs.services import job_claim, job_run, job_sweep
-from tests.conftest import auth, poll_job
+from tests.conftest import auth, poll_job, wait_for
 from tests.gemini_emulator import Reply
 
 
@@ -311,12 +311,7 @@ def _post(stack, key, prefer_async=False, timeout=40):  # type: ignore[no-untype
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_for(predicate, timeout, what, interval=0.1)
 
 
 def _job_done(stack, key, job_id, timeout=40) -> dict:  # type: ignore[no-untyped-def]
