@@ -3,6 +3,9 @@ only when IMAGE_RETENTION_DAYS is set and has passed. Jobs are real (the offline
 through the in-process worker); the test moves their finished_at into the past."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -195,3 +198,23 @@ def _wait_finished(api, key, job_id: str) -> None:  # type: ignore[no-untyped-de
     while api.get(f"/api/jobs/{job_id}", **auth(key)).json()["status"] in ("queued", "running"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def _settings_in_a_new_process(**env: str) -> subprocess.CompletedProcess[str]:
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.JOB_RETENTION_DAYS, settings.IMAGE_RETENTION_DAYS, settings.RETENTION_INTERVAL_SECONDS)")
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "SECRET_KEY": "x", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_retention_settings_default_to_30_days_and_images_kept_forever():
+    env = {name: "" for name in ("JOB_RETENTION_DAYS", "IMAGE_RETENTION_DAYS", "RETENTION_INTERVAL_SECONDS")}
+    assert _settings_in_a_new_process(**env).stdout.split() == ["30", "None", "3600.0"]
+    proc = _settings_in_a_new_process(JOB_RETENTION_DAYS="90", IMAGE_RETENTION_DAYS="7")
+    assert proc.stdout.split()[:2] == ["90", "7"]
+
+
+@pytest.mark.parametrize("name", ["JOB_RETENTION_DAYS", "IMAGE_RETENTION_DAYS"])
+def test_zero_retention_days_stop_startup_naming_the_variable(name):
+    proc = _settings_in_a_new_process(**{name: "0"})
+    assert proc.returncode != 0 and f"Environment variable {name}='0' is invalid" in proc.stderr
