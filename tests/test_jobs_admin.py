@@ -8,13 +8,12 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 
 import pytest
 from django.contrib.auth.models import Permission, User
 
 from apps.jobs.models import Job
-from tests.conftest import auth
+from tests.conftest import auth, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -168,10 +167,8 @@ def test_cancel_action_stops_a_running_job_and_skips_a_succeeded_one(client, adm
     succeeded = enhance(api, tenants.a)["jobId"]
     gemini.latency = 3.0
     running = queued_image(api, tenants.a)
-    deadline = time.monotonic() + 10
-    while api.get(f"/api/jobs/{running}", **auth(tenants.a)).json()["status"] != "running":
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.05)
+    wait_for(lambda: api.get(f"/api/jobs/{running}", **auth(tenants.a)).json()["status"] == "running", 10,
+             "the job to start")
     client.force_login(admin_user)
 
     r = cancel_action(client, running, succeeded)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from apps.jobs.models import Job
 from apps.jobs.retention import jobs_retention
 from apps.jobs.task_names import JOBS_RETENTION
 from banatie.celery import app as celery_app
-from tests.conftest import auth
+from tests.conftest import auth, poll_job, wait_for
 from tests.gemini_emulator import Reply
 
 
@@ -92,7 +91,7 @@ def test_old_finished_jobs_are_deleted_and_their_images_kept_forever_by_default(
     assert stored(old).is_file() and served(api, old) == old_bytes
     assert served(api, young) is not None
     assert run_task() == {"released": 0, "deleted": 0}
-    _wait_finished(api, tenants.b, running)
+    poll_job(api, tenants.b, running)  # let the slow job end before the test's database is emptied
 
 
 def test_images_are_deleted_once_image_retention_has_passed_and_the_job_stays_for_its_own(
@@ -178,19 +177,8 @@ def test_the_beat_entry_runs_retention_in_the_worker(api, worker, tenants):
     entry = django_settings.CELERY_BEAT_SCHEDULE["jobs-retention"]
     assert entry["schedule"] == django_settings.RETENTION_INTERVAL_SECONDS == 3600
     celery_app.send_task(entry["task"])  # as beat publishes it
-    deadline = time.monotonic() + 15
-    while job_status(api, tenants.a, data["jobId"]) != 404:
-        assert time.monotonic() < deadline, "the worker did not run retention"
-        time.sleep(0.05)
+    wait_for(lambda: job_status(api, tenants.a, data["jobId"]) == 404, 15, "the worker to run retention")
     assert served(api, data) is not None
-
-
-def _wait_finished(api, key, job_id: str) -> None:  # type: ignore[no-untyped-def]
-    """Let a slow job end before the test's database is emptied."""
-    deadline = time.monotonic() + 15
-    while api.get(f"/api/jobs/{job_id}", **auth(key)).json()["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 def _settings_in_a_new_process(**env: str) -> subprocess.CompletedProcess[str]:
