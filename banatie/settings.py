@@ -185,6 +185,13 @@ if WORKER_SHUTDOWN_GRACE_SECONDS >= SHUTDOWN_GRACE_SECONDS:
         "its jobs back."
     )
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
+# Retention (apps/jobs/retention.py), run by beat every RETENTION_INTERVAL_SECONDS: finished
+# jobs are deleted JOB_RETENTION_DAYS after they finished; their stored images only when
+# IMAGE_RETENTION_DAYS is set (unset or empty: images are kept forever).
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30, minimum=1, maximum=36500)
+# The 0 default is never validated (env_int returns defaults as given): it stands for unset.
+IMAGE_RETENTION_DAYS = env_int("IMAGE_RETENTION_DAYS", 0, minimum=1, maximum=36500) or None
+RETENTION_INTERVAL_SECONDS = env_float("RETENTION_INTERVAL_SECONDS", 3600.0, minimum=1.0)
 
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
@@ -225,6 +232,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     # apps.jobs.task_names.JOB_SWEEP (settings import no app; a test keeps the two equal).
     "sweep-jobs": {"task": "jobs.job_sweep", "schedule": SWEEP_INTERVAL_SECONDS, "options": {"expires": SWEEP_INTERVAL_SECONDS}},
+    # apps.jobs.task_names.JOBS_RETENTION.
+    "jobs-retention": {"task": "jobs.jobs_retention", "schedule": RETENTION_INTERVAL_SECONDS,
+                       "options": {"expires": RETENTION_INTERVAL_SECONDS}},
 }
 # A running job keeps going if the broker connection drops: its outcome goes to the
 # database, and a duplicate delivery later finds the job claimed or finished.

@@ -8,8 +8,9 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 
 from apps.jobs.errors import ClaimUnavailable
+from apps.jobs.retention import jobs_retention
 from apps.jobs.services import job_run, job_sweep
-from apps.jobs.task_names import JOB_RUN, JOB_SWEEP
+from apps.jobs.task_names import JOB_RUN, JOB_SWEEP, JOBS_RETENTION
 from workers.lifecycle import worker_stopping
 
 
@@ -28,3 +29,8 @@ def job_run_task(self: Task, job_id: str) -> None:
 @shared_task(name=JOB_SWEEP, ignore_result=True)
 def job_sweep_task() -> dict[str, int]:
     return job_sweep()
+
+
+@shared_task(name=JOBS_RETENTION, ignore_result=True)
+def jobs_retention_task() -> dict[str, int]:
+    return jobs_retention()

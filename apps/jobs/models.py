@@ -56,6 +56,8 @@ class Job(models.Model):
     class Meta:
         db_table = "generation_job"
         ordering = ["-created_at"]
+        # The admin's "Cancel selected jobs" action (apps/jobs/admin.py): cancel, never change.
+        permissions = [("cancel_job", "Can cancel jobs")]
         # Named as the original migration named it, so no index is rebuilt.
         indexes = [
             models.Index(fields=["status", "created_at"], name="generation__status_dd70ec_idx"),

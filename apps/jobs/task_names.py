@@ -4,3 +4,4 @@ from __future__ import annotations
 
 JOB_RUN = "jobs.job_run"
 JOB_SWEEP = "jobs.job_sweep"
+JOBS_RETENTION = "jobs.jobs_retention"
