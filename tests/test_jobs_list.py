@@ -279,6 +279,6 @@ def test_jobs_list_refuses_a_cursor_it_did_not_issue(api, tenants, settings):
         response = listing(api, tenants.a, cursor=cursor)
         assert response.status_code == 400, cursor
         body = response.json()
-        assert body["code"] == "invalid_cursor" and body["error"] == "Validation failed"
+        assert body["code"] == "invalid_cursor" and body["error"] == "Validation failed" and body["field"] == "cursor"
         assert "nextCursor" in body["hint"]
     assert listing(api, tenants.a, cursor=real).status_code == 200

@@ -35,7 +35,7 @@ def cursor_decode(value: str) -> JobCursor:
         created_at = datetime.fromisoformat(data["c"])
         job_id = uuid.UUID(data["i"])
     except (signing.BadSignature, ValueError, TypeError, KeyError, AttributeError):
-        raise InvalidCursor() from None
+        raise InvalidCursor(field="cursor") from None
     if created_at.tzinfo is None:
-        raise InvalidCursor()
+        raise InvalidCursor(field="cursor")
     return JobCursor(created_at=created_at, id=job_id)
