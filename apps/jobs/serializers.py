@@ -52,8 +52,8 @@ _LIMIT_MESSAGE = f"Expected a whole number from 1 to {LIST_LIMIT_MAX}."
 
 
 # GET /api/jobs query parameters (validated into jobs_list_for_key's keyword arguments). An
-# empty parameter (limit=) counts as not sent; any other parameter sent twice is refused
-# (which one would win is not obvious) except status, whose values add up.
+# empty parameter (limit=) counts as not sent; a parameter sent twice is refused (which one
+# would win is not obvious), except a list (status), whose values add up.
 class JobListInputSerializer(StrictSerializer):
     projectId = StrictCharField(required=False, max_length=100, source="project_id", help_text=(
         "Master keys: list this project's jobs instead of the master keys' own. A project key may only pass "
@@ -80,8 +80,9 @@ class JobListInputSerializer(StrictSerializer):
 
     def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "lists"):
+            lists = {name for name, field in self.fields.items() if isinstance(field, ChoiceListField)}
             repeated = {name: [f"Send {name} once."] for name, values in data.lists()
-                        if len(values) > 1 and name in self.fields and name != "status"}
+                        if len(values) > 1 and name in self.fields and name not in lists}
             if repeated:
                 raise serializers.ValidationError(repeated)
         return super().to_internal_value(data)
