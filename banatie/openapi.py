@@ -32,6 +32,13 @@ class JsonObjectFieldSchema(OpenApiSerializerFieldExtension):
         return auto_schema.resolve_serializer(self.target.inner, direction).ref
 
 
+class ChoiceListFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = "banatie.serializers.ChoiceListField"
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        return {"type": "array", "items": {"type": "string", "enum": list(self.target.choices)}, "minItems": 1}
+
+
 class ErrorSerializer(serializers.Serializer):
     success = serializers.BooleanField(help_text="Always false.")
     message = serializers.CharField(help_text="What was wrong, for humans.")
@@ -175,6 +182,18 @@ def state_input_constraints(result: dict[str, Any], generator: Any, request: Any
                         target["pattern"] = _string_pattern(target["minLength"])
                     else:
                         target["pattern"] = rf"^{_ANY}*$"
+    return result
+
+
+def comma_separated_query_lists(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """A list in a query parameter is one comma-separated value (ChoiceListField reads it so:
+    status=queued,running), not OpenAPI's default of one parameter per item."""
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter.get("in") == "query" and parameter.get("schema", {}).get("type") == "array":
+                    parameter.setdefault("style", "form")
+                    parameter.setdefault("explode", False)
     return result
 
 

@@ -3,9 +3,10 @@ answer for unknown or read-only fields (with a "did you mean" suggestion)."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
-from rest_framework import serializers
+from rest_framework import ISO_8601, serializers
 
 from banatie.errors import closest
 from banatie.timefmt import iso
@@ -123,6 +124,60 @@ class StrictChoiceField(serializers.ChoiceField):
         if data not in self.choice_strings_to_values:
             self.fail("invalid_choice", input=data, allowed=", ".join(self.choice_strings_to_values))
         return self.choice_strings_to_values[data]
+
+
+class ChoiceListField(serializers.Field):
+    """A query parameter holding several of ``choices``, comma-separated (status=queued,running;
+    repeating the parameter works too); each value is checked and the message lists the
+    allowed ones. Validated into a list without duplicates, in the order sent."""
+
+    default_error_messages = {
+        "invalid_choice": "{input!r} is not allowed; use one or more of: {allowed} (comma-separated).",
+        "invalid_type": "Expected a comma-separated string, received {received}.",
+    }
+
+    def __init__(self, *, choices: list[str], **kwargs: Any) -> None:
+        self.choices = list(choices)
+        super().__init__(**kwargs)
+
+    def get_value(self, dictionary: Any) -> Any:
+        if hasattr(dictionary, "getlist") and len(dictionary.getlist(self.field_name)) > 1:
+            return ",".join(dictionary.getlist(self.field_name))
+        return super().get_value(dictionary)  # an empty value counts as not sent, as for every field
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if not isinstance(data, str):
+            self.fail("invalid_type", received=json_type(data))
+        values: list[str] = []
+        for value in (part.strip() for part in data.split(",")):
+            if value not in self.choices:
+                self.fail("invalid_choice", input=value, allowed=", ".join(self.choices))
+            if value not in values:
+                values.append(value)
+        return values
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class InstantField(serializers.DateTimeField):
+    """An ISO 8601 instant in a query string, as UTC. A naive one is UTC. A value whose UTC
+    form falls outside what a datetime holds (0001-01-01T00:00+05:00) is clamped to the
+    smallest or largest instant instead of refused: as a bound it still means "no bound"."""
+
+    default_error_messages = {"invalid": (
+        "Expected an ISO 8601 date-time such as 2026-01-31T12:00:00Z; a + in an offset must be sent as %2B.")}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(input_formats=[ISO_8601], default_timezone=timezone.utc, **kwargs)
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        if value.utcoffset() is None:
+            return value.replace(tzinfo=timezone.utc)
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError:
+            return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 class JsonObjectField(serializers.Field):

@@ -376,6 +376,7 @@ SPECTACULAR_SETTINGS = {
         # An app's own refinement of its request schema (named by string: settings import no app).
         "apps.keys.openapi.split_key_create_by_type",
         "banatie.openapi.state_input_constraints",
+        "banatie.openapi.comma_separated_query_lists",
     ],
     "PREPROCESSING_HOOKS": ["banatie.openapi.only_api_routes"],
     "ENUM_NAME_OVERRIDES": {

@@ -1003,6 +1003,80 @@ def _(live: Live) -> Any:
     return live.cancel(job_id)
 
 
+# /api/jobs -------------------------------------------------------------------------------
+
+def _jobs_of_every_status(live: Live) -> None:
+    """Project A's jobs: one succeeded, one failed and one canceled of each kind, and one
+    still queued or running (a slow upstream)."""
+    live.gemini.enqueue(Reply.blocked("IMAGE_SAFETY"))
+    assert live.finished_job(live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"]).json()["status"] == "failed"
+    live.finished_job(live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"])
+    live.gemini.enqueue(Reply.malformed())
+    assert live.finished_job(live.enhance(headers=ASYNC).json()["jobId"]).json()["status"] == "failed"
+    live.finished_job(live.enhance(headers=ASYNC).json()["jobId"])
+    live.gemini.latency = 3.0
+    for created in (live.t2i(autoEnhance=False, headers=ASYNC), live.enhance(headers=ASYNC)):
+        assert live.cancel(created.json()["jobId"]).status_code == 200
+    live.t2i(autoEnhance=False, headers=ASYNC)
+
+
+def jobs(live: Live, key: str | None = None, **params: Any) -> Any:
+    return live.api.get("/api/jobs", params, **auth(key or live.tenants.a))
+
+
+@case("jobs_list", 200, "every-status")
+def _(live: Live) -> Any:
+    _jobs_of_every_status(live)
+    response = jobs(live)
+    assert {job["status"] for job in response.json()["jobs"]} >= {"succeeded", "failed", "canceled"}
+    return response
+
+
+@case("jobs_list", 200, "filtered-next-page")
+def _(live: Live) -> Any:
+    _jobs_of_every_status(live)
+    first = jobs(live, limit=1, status="succeeded,failed", kind="generation").json()
+    assert first["hasMore"] is True
+    return jobs(live, limit=1, status="succeeded,failed", kind="generation", cursor=first["nextCursor"],
+                createdAfter="2020-01-01T00:00:00Z")
+
+
+@case("jobs_list", 200, "master-key-project")
+def _(live: Live) -> Any:
+    live.enhance(headers=ASYNC)
+    return jobs(live, key=live.tenants.master, projectId="project-a")
+
+
+@case("jobs_list", 200, "empty")
+def _(live: Live) -> Any:
+    return jobs(live, key=live.tenants.b)
+
+
+@case("jobs_list", 400, "validation")
+def _(live: Live) -> Any:
+    return jobs(live, limit=0, status="done", createdAfter="yesterday")
+
+
+@case("jobs_list", 400, "invalid-cursor")
+def _(live: Live) -> Any:
+    return jobs(live, cursor="not-a-cursor")
+
+
+@case("jobs_list", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/jobs")
+
+
+@case("jobs_list", 403, "project-key-other-project")
+def _(live: Live) -> Any:
+    return jobs(live, projectId="project-b")
+
+
+@case("jobs_list", 405, "post")
+def _(live: Live) -> Any:
+    return live.api.post("/api/jobs", {}, format="json", **auth(live.tenants.a))
+
+
 # /api/images/{path} ----------------------------------------------------------------------
 
 def _image_path(live: Live) -> str:
@@ -1131,3 +1205,8 @@ def test_image_retrieve(openapi, request, live, worker, scenario, status):  # ty
 @pytest.mark.parametrize("scenario,status", CASES["job_cancel"])
 def test_job_cancel(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "job_cancel", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["jobs_list"])
+def test_jobs_list(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "jobs_list", scenario, status)

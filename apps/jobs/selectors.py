@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.jobs.cursor import cursor_decode, cursor_encode
 from apps.jobs.errors import JobNotFound
 from apps.jobs.models import Job
+from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
 from banatie.lookups import get_by_uuid
 
@@ -16,6 +19,61 @@ def job_get_for_key(*, key: ApiKey, job_id: str) -> Job:
     """A job of the caller's project (master keys have their own scope). Another project's job,
     a malformed id and an unknown id are the same 404, so ids cannot be probed."""
     return get_by_uuid(Job.objects.filter(project_id=key.project_scope), job_id, not_found=JobNotFound)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+    has_more: bool
+
+
+def jobs_list_for_key(
+    *,
+    key: ApiKey,
+    project_id: str | None = None,
+    statuses: list[str] | None = None,
+    kind: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> JobPage:
+    """One page of the caller's jobs, newest first (the scope of job_get_for_key; a master
+    key may name a project). Keyset-paginated on (created_at, id), both descending: the
+    next page is the rows strictly after this page's last one, so jobs created meanwhile
+    (they sort first) never shift a later page, and no row is listed twice or skipped.
+    ``created_after`` / ``created_before`` are exclusive. One query (limit + 1 rows: the
+    extra row only says whether there is more). Raises MasterKeyRequired for a project key
+    naming another project, InvalidCursor for a cursor we did not issue."""
+    jobs = Job.objects.filter(project_id=_list_scope(key, project_id))
+    if statuses:
+        jobs = jobs.filter(status__in=statuses)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if created_after is not None:
+        jobs = jobs.filter(created_at__gt=created_after)
+    if created_before is not None:
+        jobs = jobs.filter(created_at__lt=created_before)
+    if cursor:
+        after = cursor_decode(cursor)
+        jobs = jobs.filter(Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, pk__lt=after.id))
+    rows = list(jobs.order_by("-created_at", "-pk")[:limit + 1])
+    page, has_more = rows[:limit], len(rows) > limit
+    last = page[-1] if has_more else None
+    return JobPage(jobs=page, has_more=has_more,
+                   next_cursor=cursor_encode(created_at=last.created_at, job_id=last.pk) if last else None)
+
+
+def _list_scope(key: ApiKey, project_id: str | None) -> str:
+    if not project_id or project_id == key.project_scope:
+        return key.project_scope
+    if not key.is_master:
+        raise MasterKeyRequired(
+            f"Only a master key may list another project's jobs; this key belongs to project {key.project_id!r}.",
+            hint="Leave projectId out (or pass your own project's id) to list your project's jobs.",
+        )
+    return project_id
 
 
 def job_idempotent_replay_exists(*, key: ApiKey, idempotency_key: str) -> bool:

@@ -1,5 +1,6 @@
-"""Wire shapes of the jobs core: the 202 answer, GET /api/jobs/{id}, a job's error; and the
-input vocabulary every job-creating endpoint shares (the prompt, the style options)."""
+"""Wire shapes of the jobs core: the 202 answer, GET /api/jobs/{id} and GET /api/jobs, a
+job's error; and the input vocabulary every job-creating endpoint shares (the prompt, the
+style options)."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,7 +14,8 @@ from apps.jobs.kinds import kind_get, kind_names
 from apps.jobs.models import Job
 from apps.jobs.selectors import job_queue_position
 from banatie.serializers import (
-    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer, WholeObjectField,
+    ChoiceListField, InstantField, IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField,
+    StrictSerializer, WholeObjectField,
 )
 from workers.providers.templates import OUTPUT_FORMATS
 
@@ -43,6 +45,47 @@ class StyleOptionsSerializer(StrictSerializer):
     negativePrompts = serializers.ListField(
         child=StrictCharField(max_length=100), required=False, max_length=20, source="negative_prompts",
     )
+
+
+LIST_LIMIT_MAX = 100
+_LIMIT_MESSAGE = f"Expected a whole number from 1 to {LIST_LIMIT_MAX}."
+
+
+# GET /api/jobs query parameters (validated into jobs_list_for_key's keyword arguments). An
+# empty parameter (limit=) counts as not sent; a parameter sent twice is refused (which one
+# would win is not obvious), except a list (status), whose values add up.
+class JobListInputSerializer(StrictSerializer):
+    projectId = StrictCharField(required=False, max_length=100, source="project_id", help_text=(
+        "Master keys: list this project's jobs instead of the master keys' own. A project key may only pass "
+        "its own project's id."))
+    status = ChoiceListField(choices=Job.Status.values, required=False, source="statuses", help_text=(
+        "Only jobs in one of these statuses, comma-separated: `status=queued,running`."))
+    kind = StrictChoiceField(choices=[], required=False, help_text="Only jobs of this kind.")
+    createdAfter = InstantField(required=False, source="created_after", help_text=(
+        "Only jobs created strictly after this instant (ISO 8601; without an offset it is UTC)."))
+    createdBefore = InstantField(required=False, source="created_before", help_text=(
+        "Only jobs created strictly before this instant (ISO 8601; without an offset it is UTC)."))
+    limit = serializers.IntegerField(
+        required=False, default=20, min_value=1, max_value=LIST_LIMIT_MAX,
+        help_text=f"Jobs per page, 1 to {LIST_LIMIT_MAX}.",
+        error_messages={"invalid": _LIMIT_MESSAGE, "min_value": _LIMIT_MESSAGE, "max_value": _LIMIT_MESSAGE,
+                        "max_string_length": _LIMIT_MESSAGE})
+    cursor = StrictCharField(required=False, max_length=1000, help_text=(
+        "The previous page's `nextCursor`, exactly as returned; leave it out for the first page."))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Kinds register when the apps are ready, after this class was defined.
+        self.fields["kind"].choices = kind_names()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "lists"):
+            lists = {name for name, field in self.fields.items() if isinstance(field, ChoiceListField)}
+            repeated = {name: [f"Send {name} once."] for name, values in data.lists()
+                        if len(values) > 1 and name in self.fields and name not in lists}
+            if repeated:
+                raise serializers.ValidationError(repeated)
+        return super().to_internal_value(data)
 
 
 # --- output ----------------------------------------------------------------------------
@@ -165,10 +208,11 @@ class JobDetailOutputSerializer(OutputSerializer):
         return job.status not in (Job.Status.FAILED, Job.Status.CANCELED)
 
 
-def job_detail_schema() -> PolymorphicProxySerializer:
+def job_detail_schema(**kwargs: Any) -> PolymorphicProxySerializer:
     """GET /api/jobs/{id} in the OpenAPI schema: one variant per registered kind (its `kind`
     a one-value enum, its `data` the kind's own serializer), discriminated by `kind`. The
-    answer itself is JobDetailOutputSerializer's; only the schema is split."""
+    answer itself is JobDetailOutputSerializer's; only the schema is split. ``kwargs`` go
+    to the serializer (many=True: a list of jobs)."""
     variants = {}
     for name in kind_names():
         kind = kind_get(name)
@@ -181,4 +225,26 @@ def job_detail_schema() -> PolymorphicProxySerializer:
                 f"When succeeded: the result of the {name} job, as its synchronous endpoint answers it."))
         variants[name] = type(f"{title}JobDetailOutputSerializer", (JobDetailOutputSerializer,), fields)
     return PolymorphicProxySerializer(component_name="JobDetailOutput", serializers=variants,
-                                      resource_type_field_name="kind")
+                                      resource_type_field_name="kind", **kwargs)
+
+
+_JOBS_HELP = "Newest first; each exactly as GET /api/jobs/{jobId} answers it."
+
+
+class JobListOutputSerializer(OutputSerializer):
+    success = serializers.SerializerMethodField()
+    jobs = JobDetailOutputSerializer(many=True, help_text=_JOBS_HELP)
+    nextCursor = serializers.CharField(source="next_cursor", allow_null=True, help_text=(
+        "Pass as `cursor` for the next page; null on the last page."))
+    hasMore = serializers.BooleanField(source="has_more", help_text="Whether a next page exists.")
+
+    def get_success(self, page: Any) -> bool:
+        return True
+
+
+def job_list_schema() -> type[JobListOutputSerializer]:
+    """GET /api/jobs in the OpenAPI schema: its `jobs` items are job_detail_schema()'s
+    variants (the body itself is JobListOutputSerializer's)."""
+    return type("JobListOutputSerializer", (JobListOutputSerializer,), {
+        "jobs": job_detail_schema(many=True, help_text=_JOBS_HELP),
+    })

@@ -6,4 +6,5 @@ from banatie.routing import route
 urlpatterns = [
     route(r"api/jobs/(?P<jobId>[^/]+)/cancel", views.JobCancelView, "job-cancel"),
     route(r"api/jobs/(?P<jobId>[^/]+)", views.JobDetailView, "job"),
+    route(r"api/jobs", views.JobListView, "jobs"),
 ]

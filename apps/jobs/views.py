@@ -1,18 +1,42 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists
-from apps.jobs.serializers import JobDetailOutputSerializer, job_detail_schema
+from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists, jobs_list_for_key
+from apps.jobs.serializers import (
+    JobDetailOutputSerializer, JobListInputSerializer, JobListOutputSerializer, job_detail_schema, job_list_schema,
+)
 from apps.jobs.services import job_cancel, job_expire_if_due
 from apps.keys.throttling import RateLimitedView
 from banatie.openapi import errors
 
 
 JOB_ID = OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")
+
+
+class JobListView(APIView):
+    @extend_schema(
+        operation_id="jobs_list", tags=["jobs"], summary="List your jobs, newest first",
+        description="The caller's jobs (a project key: its project's; a master key: the master keys' own, or one "
+                    "project's with `projectId`), newest first, each as GET /api/jobs/{jobId} answers it. Pages "
+                    "are keyset-paginated: follow `nextCursor` until it is null; jobs created meanwhile never "
+                    "shift a later page, so no job is listed twice or skipped. `createdAfter` and "
+                    "`createdBefore` are exclusive. Not rate limited.",
+        parameters=[JobListInputSerializer],
+        responses={200: job_list_schema(), **errors(400, 401, 403, 405, 500)},
+    )
+    def get(self, request: Request) -> Response:
+        params = JobListInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        page = jobs_list_for_key(key=request.auth, **params.validated_data)
+        # As GET /api/jobs/{jobId} shows them: a job past its Cancel-After is canceled.
+        page = replace(page, jobs=[job_expire_if_due(job) for job in page.jobs])
+        return Response(JobListOutputSerializer(page, context={"request": request}).data)
 
 
 class JobDetailView(APIView):
