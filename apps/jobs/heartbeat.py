@@ -82,6 +82,8 @@ def _beat() -> None:
             leases_renew()
         except DatabaseError as exc:  # the next beat tries again; the lease has slack for it
             logger.warning("lease heartbeat failed: %s", type(exc).__name__)
+        except Exception:  # the thread must outlive any one beat, or every lease would lapse
+            logger.exception("lease heartbeat crashed; the next beat tries again")
         finally:
             connection_release()  # back to the pool between beats
 
