@@ -185,6 +185,11 @@ if WORKER_SHUTDOWN_GRACE_SECONDS >= SHUTDOWN_GRACE_SECONDS:
         "its jobs back."
     )
 IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1, maximum=24 * 30)
+# GET /api/jobs/{id}/events: a comment line after this many seconds of silence (proxies and
+# load balancers drop idle connections; it is also how a gone client is noticed), and the
+# longest one stream lasts (the client reconnects with Last-Event-ID and misses nothing).
+SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=3600.0)
+SSE_MAX_SECONDS = env_float("SSE_MAX_SECONDS", 3600.0, minimum=1.0, maximum=86400.0)
 
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
