@@ -299,6 +299,8 @@ CORS_ALLOWED_ORIGINS = [
 CORS_ALLOW_HEADERS = [
     "accept", "authorization", "content-type", "x-api-key", "x-request-id",
     "idempotency-key", "prefer",
+    # A browser's fetch() resuming a job's event stream (EventSource sets it itself).
+    "last-event-id",
 ]
 CORS_EXPOSE_HEADERS = [
     "x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",

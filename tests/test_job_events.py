@@ -311,6 +311,15 @@ def test_job_events_answer_the_stream_to_an_event_stream_accept_or_none(api, ten
     assert body == f"event: job\nid: 3\ndata: {polled}\n\n"
 
 
+def test_job_events_can_be_resumed_by_a_browser_from_another_origin(api):
+    preflight = api.options("/api/jobs/00000000-0000-4000-8000-000000000000/events",
+                            HTTP_ORIGIN="http://localhost:3001", HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET",
+                            HTTP_ACCESS_CONTROL_REQUEST_HEADERS="x-api-key, last-event-id")
+    assert preflight.status_code == 200
+    allowed = {h.strip() for h in preflight["Access-Control-Allow-Headers"].split(",")}
+    assert {"x-api-key", "last-event-id"} <= allowed
+
+
 def test_job_events_get_one_access_line_with_the_request_id(api, tenants):
     from banatie.middleware import RequestIdLogFilter
 

@@ -73,7 +73,8 @@ class JobEventsView(APIView):
         responses={(200, "text/event-stream"): OpenApiResponse(
             {"type": "string", "description": "Events `event: job`, `id: <n>`, `data: <JobDetailOutput JSON>`, "
                                               "and `: keep-alive` comment lines."},
-            description=EVENTS_DESCRIPTION), **errors(401, 404, 405, 500)},
+            description="The job's events until its terminal state (see the operation's description)."),
+            **errors(401, 404, 405, 500)},
     )
     def get(self, request: Request, jobId: str) -> StreamingHttpResponse:  # noqa: N803 - the documented name
         return job_events_response(request, job_get_for_key(key=request.auth, job_id=jobId))
