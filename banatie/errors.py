@@ -141,7 +141,8 @@ class NotAcceptable(ApiError):
     status_code = 406
     code = "not_acceptable"
     error = "Not acceptable"
-    default_message = "This API only answers application/json (and image bytes on /api/images)."
+    default_message = ("This API only answers application/json (and image bytes on /api/images, "
+                       "text/event-stream on /api/jobs/{id}/events).")
     hint = "Send Accept: application/json or */*, or leave the Accept header out."
 
 

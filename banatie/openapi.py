@@ -73,8 +73,10 @@ ERROR_DESCRIPTIONS = {
 }
 
 
-def errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {status: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status]) for status in statuses}
+def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
+    # Errors are JSON whatever else the view renders (the event stream's are too).
+    return {(status, "application/json"): OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status])
+            for status in statuses}
 
 
 AUTH_ERRORS = (401, 404, 405, 500)

@@ -193,6 +193,12 @@ JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 30, minimum=1, maximum=36500)
 IMAGE_RETENTION_DAYS = env_int("IMAGE_RETENTION_DAYS", 0, minimum=1, maximum=36500) or None
 RETENTION_INTERVAL_SECONDS = env_float("RETENTION_INTERVAL_SECONDS", 3600.0, minimum=1.0)
 
+# GET /api/jobs/{id}/events: a comment line after this many seconds of silence (proxies and
+# load balancers drop idle connections; it is also how a gone client is noticed), and the
+# longest one stream lasts (the client reconnects with Last-Event-ID and misses nothing).
+SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=3600.0)
+SSE_MAX_SECONDS = env_float("SSE_MAX_SECONDS", 3600.0, minimum=1.0, maximum=86400.0)
+
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 # kombu's Redis transport with a fix for broker restarts (see the module's docstring).
@@ -303,7 +309,9 @@ CORS_ALLOWED_ORIGINS = [
 ]
 CORS_ALLOW_HEADERS = [
     "accept", "authorization", "content-type", "x-api-key", "x-request-id",
-    "idempotency-key", "prefer",
+    "idempotency-key", "prefer", "cancel-after",
+    # A browser's fetch() resuming a job's event stream (EventSource sets it itself).
+    "last-event-id",
 ]
 CORS_EXPOSE_HEADERS = [
     "x-request-id", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",

@@ -11,7 +11,10 @@ Per response:
   such as date-time and uuid checked), made STRICT about shape: every object schema that
   does not say ``additionalProperties`` itself is treated as ``additionalProperties: false``,
   so an undocumented field fails, and ``required`` is enforced;
-- an image body starts with the magic bytes of its Content-Type.
+- an image body starts with the magic bytes of its Content-Type;
+- a text/event-stream body is well-formed server-sent events (each event one `event`, `id`
+  and `data` line, ids whole numbers that only grow, comments allowed), and each event's
+  `data` validates as the JSON body it is documented to be (EVENT_DATA).
 
 schemathesis (tests/test_openapi.py) fuzzes the schema with generated input; this file
 makes one realistic, documented request per operation and status instead, so a body that
@@ -77,6 +80,44 @@ _JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number",
                list: "array", dict: "object", type(None): "null"}
 
 _MAGIC = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",), "image/webp": (b"RIFF",)}
+
+EVENT_STREAM = "text/event-stream"
+# An event stream's `data` is the 200 JSON body of this operation (the schema's description says so).
+EVENT_DATA = {"job_events": "job_retrieve"}
+
+
+def _server_sent_events(body: bytes) -> tuple[list[Any], list[str]]:
+    """(each event's data, parsed as JSON; the ways the stream is not well-formed)."""
+    problems: list[str] = []
+    text = body.decode()
+    if text and not text.endswith("\n\n"):
+        problems.append("stream: does not end with a blank line (a cut event)")
+    datas: list[Any] = []
+    last_id = None
+    for block in filter(None, text.split("\n\n")):
+        fields: dict[str, list[str]] = defaultdict(list)
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                continue  # a comment (keep-alive)
+            name, colon, value = line.partition(": ")
+            if not colon or name not in ("event", "id", "data"):
+                problems.append("stream: a line that is neither a comment nor an event, id or data field")
+                continue
+            fields[name].append(value)
+        if not fields:
+            continue  # comments only
+        if sorted(fields) != ["data", "event", "id"] or any(len(v) != 1 for v in fields.values()):
+            problems.append("stream: an event without exactly one event, id and data line")
+            continue
+        event_id = fields["id"][0]
+        if not event_id.isdigit() or (last_id is not None and int(event_id) <= last_id):
+            problems.append("stream: an event id that is not a whole number greater than the last one")
+        last_id = int(event_id) if event_id.isdigit() else last_id
+        try:
+            datas.append(json.loads(fields["data"][0]))
+        except ValueError:
+            problems.append("stream: an event whose data is not JSON")
+    return datas, problems
 
 
 def _strict(schema: Any, seen: set[int]) -> None:
@@ -157,23 +198,35 @@ class Conformance:
             lines.append(f"Content-Type {media or '(none)'}: not declared for {status} "
                          f"(declares {', '.join(content)})")
             return sorted(set(lines)), sorted(set(lines))
-        if media != "application/json":
+        if media == EVENT_STREAM:
+            datas, malformed = _server_sent_events(body)
+            lines += malformed
+            data_of = EVENT_DATA[operation_id]
+            schema = self.operations[data_of]["responses"]["200"]["content"]["application/json"]["schema"]
+            checks = [check for data in datas for check in self.body_checks(data_of, "event.data", schema, data)]
+        elif media != "application/json":
             if not body or not body.startswith(_MAGIC.get(media, (b"",))):
                 lines.append(f"body: not a {media} image ({len(body)} bytes)")
             return sorted(set(lines)), sorted(set(lines))
-        document = json.loads(body)
+        else:
+            checks = self.body_checks(operation_id, "$", content[media]["schema"], json.loads(body))
         detailed: list[str] = list(lines)
-        checks = [("$", content[media]["schema"], document)]
-        if operation_id == "job_retrieve" and isinstance(document, dict) and "data" in document:
-            # JobDetailOutput.data is a free-form object whose description promises "the `data`
-            # of /api/text-to-image and /api/generate, or the /api/enhance result": hold it to that.
-            checks.append(("$.data", self.job_result_schema(document.get("kind")), document["data"]))
         for prefix, schema, instance in checks:
             for error in self.validator(schema).iter_errors(instance):
                 for line, sent in _describe(error, prefix):
                     lines.append(line)
                     detailed.append(f"{line}  [sent: {json.dumps(sent)[:120]}]")
         return sorted(set(lines)), sorted(set(detailed))
+
+    def body_checks(self, operation_id: str, prefix: str, schema: dict[str, Any],
+                    document: Any) -> list[tuple[str, dict[str, Any], Any]]:
+        """(where, schema, instance) to validate for one JSON body of ``operation_id``."""
+        checks = [(prefix, schema, document)]
+        if operation_id == "job_retrieve" and isinstance(document, dict) and "data" in document:
+            # JobDetailOutput.data is a free-form object whose description promises "the `data`
+            # of /api/text-to-image and /api/generate, or the /api/enhance result": hold it to that.
+            checks.append((f"{prefix}.data", self.job_result_schema(document.get("kind")), document["data"]))
+        return checks
 
     def validator(self, schema: dict[str, Any]) -> Any:
         schema = {**copy.deepcopy(schema), "components": self.components}
@@ -1077,6 +1130,66 @@ def _(live: Live) -> Any:
     return live.api.post("/api/jobs", {}, format="json", **auth(live.tenants.a))
 
 
+# /api/jobs/{jobId}/events ----------------------------------------------------------------
+
+def _events(live: Live, job_id: str, key: str | None = None, **headers: str) -> Any:
+    return live.api.get(f"/api/jobs/{job_id}/events", HTTP_ACCEPT="text/event-stream",
+                        **auth(key or live.tenants.a), **headers)
+
+
+@case("job_events", 200, "generation-until-succeeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 0.5
+    live.settings.SSE_KEEPALIVE_SECONDS = 0.2  # comments between the events too
+    return _events(live, live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"])
+
+
+@case("job_events", 200, "enhancement-failed")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.malformed())
+    return _events(live, live.enhance(headers=ASYNC).json()["jobId"])
+
+
+@case("job_events", 200, "generation-canceled")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    job_id = live.t2i(autoEnhance=False, headers=ASYNC).json()["jobId"]
+    assert live.cancel(job_id).status_code == 200
+    return _events(live, job_id)
+
+
+@case("job_events", 200, "resumed-after-the-end")
+def _(live: Live) -> Any:
+    live.gemini
+    job_id = live.enhance().json()["jobId"]
+    return _events(live, job_id, HTTP_LAST_EVENT_ID="6")
+
+
+@case("job_events", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get(f"/api/jobs/{UNKNOWN_ID}/events", HTTP_ACCEPT="text/event-stream")
+
+
+@case("job_events", 404, "unknown-id")
+def _(live: Live) -> Any:
+    return _events(live, UNKNOWN_ID)
+
+
+@case("job_events", 404, "other-project")
+def _(live: Live) -> Any:
+    return _events(live, live.enhance(headers=ASYNC).json()["jobId"], key=live.tenants.b)
+
+
+@case("job_events", 405, "post")
+def _(live: Live) -> Any:
+    return live.api.post(f"/api/jobs/{UNKNOWN_ID}/events", **auth(live.tenants.a))
+
+
+@case("job_events", 406, "accept-image")
+def _(live: Live) -> Any:
+    return live.api.get(f"/api/jobs/{UNKNOWN_ID}/events", HTTP_ACCEPT="image/png", **auth(live.tenants.a))
+
+
 # /api/images/{path} ----------------------------------------------------------------------
 
 def _image_path(live: Live) -> str:
@@ -1210,3 +1323,8 @@ def test_job_cancel(openapi, request, live, worker, scenario, status):  # type: 
 @pytest.mark.parametrize("scenario,status", CASES["jobs_list"])
 def test_jobs_list(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "jobs_list", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["job_events"])
+def test_job_events(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "job_events", scenario, status)

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http import HttpResponseBase, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.jobs.events import job_events_response
 from apps.jobs.selectors import job_get_for_key, job_idempotent_replay_exists, jobs_list_for_key
 from apps.jobs.serializers import (
     JobDetailOutputSerializer, JobListInputSerializer, JobListOutputSerializer, job_detail_schema, job_list_schema,
@@ -14,6 +18,7 @@ from apps.jobs.serializers import (
 from apps.jobs.services import job_cancel, job_expire_if_due
 from apps.keys.throttling import RateLimitedView
 from banatie.openapi import errors
+from banatie.renderers import EventStreamRenderer
 
 
 JOB_ID = OpenApiParameter("jobId", str, OpenApiParameter.PATH, description="The job's id (uuid).")
@@ -61,6 +66,47 @@ class JobCancelView(APIView):
     def post(self, request: Request, jobId: str) -> Response:  # noqa: N803 - the documented name
         job = job_cancel(job=job_get_for_key(key=request.auth, job_id=jobId))
         return Response(JobDetailOutputSerializer(job, context={"request": request}).data)
+
+
+EVENTS_DESCRIPTION = (
+    "Server-sent events (`text/event-stream`): at once an event `job` whose `data` is the job exactly as "
+    "`GET /api/jobs/{jobId}` answers it (compact JSON on one line), then one on every status change; the "
+    "stream ends after the terminal state (`succeeded`, `failed`, `canceled`), or after SSE_MAX_SECONDS "
+    "(default 3600; reconnect with `Last-Event-ID`). A comment line `: keep-alive` follows every "
+    "SSE_KEEPALIVE_SECONDS (default 15) without an event. Each event's `id` grows over the job's life "
+    "(with a = attempts: queued 3a+1, running 3a-1, finished 3a+3), so `Last-Event-ID` resumes without "
+    "repeating: only events with a greater id are sent, and a finished job whose id the client has seen "
+    "ends the stream at once, empty. Errors (401, 404) are JSON, answered before any stream starts."
+)
+
+
+class JobEventsView(APIView):
+    # The stream's own renderer, so `Accept: text/event-stream` is not a 406; JSON stays the
+    # default (and what every error is rendered as).
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+    http_method_names = ["get", "options"]  # a HEAD would hold a stream open to send no body
+
+    @extend_schema(
+        operation_id="job_events", tags=["jobs"], summary="Live status of a job (server-sent events)",
+        description=EVENTS_DESCRIPTION,
+        parameters=[JOB_ID, OpenApiParameter("format", exclude=True), OpenApiParameter(
+            "Last-Event-ID", str, OpenApiParameter.HEADER, required=False,
+            description="The `id` of the last event received: only later events are sent. Not a whole "
+                        "number: ignored (the stream starts from the job's current state).")],
+        responses={(200, "text/event-stream"): OpenApiResponse(
+            {"type": "string", "description": "Events `event: job`, `id: <n>`, `data: <JobDetailOutput JSON>`, "
+                                              "and `: keep-alive` comment lines."},
+            description="The job's events until its terminal state (see the operation's description)."),
+            **errors(401, 404, 405, 500)},
+    )
+    def get(self, request: Request, jobId: str) -> StreamingHttpResponse:  # noqa: N803 - the documented name
+        return job_events_response(request, job_get_for_key(key=request.auth, job_id=jobId))
+
+    def finalize_response(self, request: Request, response: HttpResponseBase, *args: Any,
+                          **kwargs: Any) -> HttpResponseBase:
+        if isinstance(response, Response):  # an error: JSON, whatever Accept asked for
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 # The base of every job-creating endpoint (no docstring: it would become each endpoint's
