@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from django.contrib.auth.models import Permission
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -309,3 +310,23 @@ def test_a_transition_that_did_not_happen_records_nothing(api, worker, tenants, 
     assert api.post(f"/api/jobs/{job['jobId']}/cancel", **auth(tenants.a)).status_code == 409
     poll_job(api, tenants.a, job["jobId"])
     assert [d["type"] for d in settled(api, tenants.a, webhook_id, 1)] == ["job.succeeded"]
+
+
+def test_the_admins_redeliver_action_sends_the_same_event_again(api, worker, tenants, receiver, admin_client,
+                                                                 django_user_model, client):
+    webhook_id, _ = register(api, tenants.a, receiver.url + "/hook")
+    generate(api, tenants.a)
+    (delivery,) = settled(api, tenants.a, webhook_id, 1)
+    changelist = "/admin/webhooks/webhookdelivery/"
+    action = {"action": "redeliver_selected", "_selected_action": [delivery["id"]]}
+    # A staff user who may only view deliveries is not offered the action.
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
+    client.force_login(viewer)
+    assert client.get(changelist).status_code == 200
+    client.post(changelist, action)
+    assert len(receiver.requests) == 1
+    r = admin_client.post(changelist, action, follow=True)
+    assert r.status_code == 200 and "1 delivery will be sent again." in r.content.decode()
+    first, again = receiver.wait_for(2)
+    assert again.headers["webhook-id"] == first.headers["webhook-id"] == delivery["eventId"]
