@@ -19,7 +19,8 @@ _LIMIT_MESSAGE = f"Expected a whole number from 1 to {DELIVERIES_LIMIT_MAX}."
 # Which project's webhooks (every /api/webhooks route takes it: the body of POST, the query
 # string of the others).
 class WebhookScopeInputSerializer(StrictSerializer):
-    projectId = StrictCharField(required=False, max_length=100, source="project_id", help_text=(
+    # Blank counts as not sent (projectId= in a query string).
+    projectId = StrictCharField(required=False, allow_blank=True, max_length=100, source="project_id", help_text=(
         "Master keys: act on this project's webhooks (without it: the master keys' own, whose events are the "
         "jobs master keys create). A project key may only pass its own project's id."))
 

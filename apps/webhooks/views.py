@@ -18,6 +18,8 @@ from banatie.openapi import errors
 WEBHOOK_ID = OpenApiParameter("webhookId", str, OpenApiParameter.PATH, description="The endpoint's id (uuid).")
 DELIVERY_ID = OpenApiParameter("deliveryId", str, OpenApiParameter.PATH, description="The delivery's id (uuid).")
 SCOPE_PARAMETERS = [WebhookScopeInputSerializer]
+# What every route on one endpoint can answer besides its success.
+BY_ID_ERRORS = errors(400, 401, 403, 404, 405, 500)
 SIGNING = ("Deliveries are signed as Standard Webhooks specifies (`webhook-id`, `webhook-timestamp`, "
            "`webhook-signature`); see docs/webhooks.md.")
 
@@ -64,7 +66,7 @@ class WebhookDeleteView(APIView):
     @extend_schema(
         operation_id="webhook_delete", tags=["webhooks"], summary="Delete a webhook endpoint and its delivery log",
         parameters=[WEBHOOK_ID, *SCOPE_PARAMETERS],
-        responses={200: WebhookDeleteOutputSerializer, **errors(400, 401, 403, 404, 405, 500)},
+        responses={200: WebhookDeleteOutputSerializer, **BY_ID_ERRORS},
     )
     def delete(self, request: Request, webhookId: str) -> Response:  # noqa: N803 - the documented name
         return Response(WebhookDeleteOutputSerializer(webhook_delete(webhook=_webhook(request, webhookId))).data)
@@ -77,7 +79,7 @@ class WebhookRotateSecretView(APIView):
                     "signatures, one per secret (space-separated in `webhook-signature`), so a receiver verifies "
                     "with either while it switches.",
         request=None, parameters=[WEBHOOK_ID, *SCOPE_PARAMETERS],
-        responses={200: WebhookRotateOutputSerializer, **errors(400, 401, 403, 404, 405, 500)},
+        responses={200: WebhookRotateOutputSerializer, **BY_ID_ERRORS},
     )
     def post(self, request: Request, webhookId: str) -> Response:  # noqa: N803 - the documented name
         rotated = webhook_rotate_secret(webhook=_webhook(request, webhookId))
@@ -90,7 +92,7 @@ class DeliveryListView(APIView):
         description="Newest first, keyset-paginated: follow `nextCursor` until it is null. A delivery is one "
                     "event for this endpoint, with its attempts so far; `failed` ones stay in the log.",
         parameters=[WEBHOOK_ID, DeliveryListInputSerializer],
-        responses={200: DeliveryListOutputSerializer, **errors(400, 401, 403, 404, 405, 500)},
+        responses={200: DeliveryListOutputSerializer, **BY_ID_ERRORS},
     )
     def get(self, request: Request, webhookId: str) -> Response:  # noqa: N803 - the documented name
         params = DeliveryListInputSerializer(data=request.query_params)
@@ -109,7 +111,7 @@ class DeliveryRedeliverView(APIView):
                     "schedule, whatever its status. Answers 202 at once; the attempt runs in a worker "
                     "(`Location`: the delivery log).",
         request=None, parameters=[WEBHOOK_ID, DELIVERY_ID, *SCOPE_PARAMETERS],
-        responses={202: DeliveryRedeliverOutputSerializer, **errors(400, 401, 403, 404, 405, 500)},
+        responses={202: DeliveryRedeliverOutputSerializer, **BY_ID_ERRORS},
     )
     def post(self, request: Request, webhookId: str, deliveryId: str) -> Response:  # noqa: N803
         delivery = delivery_redeliver(delivery=delivery_get(endpoint=_webhook(request, webhookId),
