@@ -1,6 +1,6 @@
 """Keyset pagination, newest first, with a signed opaque cursor: the one implementation of
-every listing that pages on (created_at, id) (GET /api/webhooks/{id}/deliveries; GET
-/api/jobs may move onto it).
+every listing that pages on (created_at, id): GET /api/jobs and GET
+/api/webhooks/{id}/deliveries.
 
 The cursor holds the last row's (created_at, id), signed with django.core.signing under a
 salt per listing, so a client cannot forge a position, a cursor of one listing is refused by
@@ -41,9 +41,9 @@ def cursor_decode(value: str, *, salt: str, invalid: type[ApiError]) -> tuple[da
         created_at = datetime.fromisoformat(data["c"])
         row_id = uuid.UUID(data["i"])
     except (signing.BadSignature, ValueError, TypeError, KeyError, AttributeError):
-        raise invalid() from None
+        raise invalid(field="cursor") from None
     if created_at.tzinfo is None:
-        raise invalid()
+        raise invalid(field="cursor")
     return created_at, row_id
 
 
