@@ -9,11 +9,10 @@ from rest_framework import serializers
 from apps.webhooks.events import ALLOWED_EVENTS, DEFAULT_EVENTS
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from banatie.serializers import (
-    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer,
+    IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField, StrictSerializer, page_cursor_field,
+    page_limit_field,
 )
 
-DELIVERIES_LIMIT_MAX = 100
-_LIMIT_MESSAGE = f"Expected a whole number from 1 to {DELIVERIES_LIMIT_MAX}."
 
 
 # Which project's webhooks (every /api/webhooks route takes it: the body of POST, the query
@@ -41,13 +40,8 @@ class WebhookCreateInputSerializer(WebhookScopeInputSerializer):
 
 
 class DeliveryListInputSerializer(WebhookScopeInputSerializer):
-    limit = serializers.IntegerField(
-        required=False, default=20, min_value=1, max_value=DELIVERIES_LIMIT_MAX,
-        help_text=f"Deliveries per page, 1 to {DELIVERIES_LIMIT_MAX}.",
-        error_messages={"invalid": _LIMIT_MESSAGE, "min_value": _LIMIT_MESSAGE, "max_value": _LIMIT_MESSAGE,
-                        "max_string_length": _LIMIT_MESSAGE})
-    cursor = StrictCharField(required=False, max_length=1000, help_text=(
-        "The previous page's `nextCursor`, exactly as returned; leave it out for the first page."))
+    limit = page_limit_field("Deliveries")
+    cursor = page_cursor_field()
 
 
 # --- output ----------------------------------------------------------------------------
