@@ -66,6 +66,18 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_seconds_list(name: str, default: str, *, maximum: float) -> tuple[float, ...]:
+    """Comma-separated seconds ("0,5,300"): at least one, each from 0 to ``maximum``."""
+    raw = env_str(name, default)
+    try:
+        values = tuple(float(item) for item in raw.split(",") if item.strip())
+    except ValueError:
+        raise _bad(name, raw, "comma-separated seconds, e.g. 0,5,300") from None
+    if not values or any(not 0 <= value <= maximum for value in values):
+        raise _bad(name, raw, f"comma-separated seconds, at least one, each from 0 to {maximum:g}")
+    return values
+
+
 def env_url(name: str, default: str = "", *, schemes: tuple[str, ...] = ("http", "https")) -> str:
     value = env_str(name, default)
     if not value:

@@ -180,6 +180,24 @@ class InstantField(serializers.DateTimeField):
             return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
+PAGE_LIMIT_MAX = 100
+
+
+def page_limit_field(what: str) -> serializers.IntegerField:
+    """``limit`` of a keyset-paginated listing (banatie.cursors): 1 to PAGE_LIMIT_MAX, default 20."""
+    message = f"Expected a whole number from 1 to {PAGE_LIMIT_MAX}."
+    return serializers.IntegerField(
+        required=False, default=20, min_value=1, max_value=PAGE_LIMIT_MAX,
+        help_text=f"{what} per page, 1 to {PAGE_LIMIT_MAX}.",
+        error_messages={"invalid": message, "min_value": message, "max_value": message, "max_string_length": message})
+
+
+def page_cursor_field() -> StrictCharField:
+    """``cursor`` of a keyset-paginated listing: the previous page's nextCursor."""
+    return StrictCharField(required=False, max_length=1000, help_text=(
+        "The previous page's `nextCursor`, exactly as returned; leave it out for the first page."))
+
+
 class JsonObjectField(serializers.Field):
     """A multipart form field holding a JSON object, validated by ``serializer`` (in the
     schema: that serializer's object, which OpenAPI sends as JSON in a multipart part)."""

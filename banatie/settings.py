@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_str, env_url, shutdown_grace_seconds, var_dir,
+    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_seconds_list, env_str, env_url, shutdown_grace_seconds, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.generation",
     "apps.prompts",
+    "apps.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -199,6 +200,23 @@ RETENTION_INTERVAL_SECONDS = env_float("RETENTION_INTERVAL_SECONDS", 3600.0, min
 SSE_KEEPALIVE_SECONDS = env_float("SSE_KEEPALIVE_SECONDS", 15.0, minimum=0.1, maximum=3600.0)
 SSE_MAX_SECONDS = env_float("SSE_MAX_SECONDS", 3600.0, minimum=1.0, maximum=86400.0)
 
+# Where clients reach this server: the host of absolute URLs rendered outside a request
+# (image URLs in webhook deliveries). Default: `make run`'s address.
+PUBLIC_BASE_URL = env_url("PUBLIC_BASE_URL", "http://localhost:3000").rstrip("/")
+
+# --- webhooks (docs/webhooks.md) -------------------------------------------------------
+# Off: deliveries go only to https URLs whose host resolves to public addresses (checked at
+# registration and at every attempt). On (local development, tests): http and any address.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+# Seconds to wait before each attempt (the first included): Standard Webhooks' schedule,
+# immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h; each wait ±10 % jitter.
+WEBHOOK_RETRY_SCHEDULE = env_seconds_list("WEBHOOK_RETRY_SCHEDULE", "0,5,300,1800,7200,18000,36000,50400,72000,86400",
+                                          maximum=7 * 86400)
+# One attempt, connection and answer together.
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.5, maximum=120.0)
+# How often beat publishes due retries and what was recorded but never sent (the outbox).
+WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 5.0, minimum=0.5, maximum=3600.0)
+
 # --- celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
 # kombu's Redis transport with a fix for broker restarts (see the module's docstring).
@@ -241,6 +259,9 @@ CELERY_BEAT_SCHEDULE = {
     # apps.jobs.task_names.JOBS_RETENTION.
     "jobs-retention": {"task": "jobs.jobs_retention", "schedule": RETENTION_INTERVAL_SECONDS,
                        "options": {"expires": RETENTION_INTERVAL_SECONDS}},
+    # apps.webhooks.task_names.WEBHOOK_SWEEP: due retries and the outbox (what was never sent).
+    "sweep-webhooks": {"task": "webhooks.webhook_sweep", "schedule": WEBHOOK_SWEEP_SECONDS,
+                       "options": {"expires": WEBHOOK_SWEEP_SECONDS}},
 }
 # A running job keeps going if the broker connection drops: its outcome goes to the
 # database, and a duplicate delivery later finds the job claimed or finished.
@@ -392,5 +413,9 @@ SPECTACULAR_SETTINGS = {
         "EnhanceAspectRatioEnum": "workers.providers.templates.ENHANCE_ASPECT_RATIOS",
         "TemplateEnum": "workers.providers.templates.TEMPLATES",
         "JobStatusEnum": "apps.jobs.models.Job.Status",
+        # Named explicitly since a delivery's `type` (an event) is another choice set of that name.
+        "TypeEnum": "apps.keys.models.KEY_TYPES",
+        "WebhookEventEnum": "apps.webhooks.events.ALLOWED_EVENTS",
+        "DeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
     },
 }

@@ -160,3 +160,12 @@ def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignor
         stack.stop()
     emulator.reset()
     emulator.latency = 0.0
+
+
+@pytest.fixture
+def receiver():  # type: ignore[no-untyped-def]
+    """A webhook receiver on 127.0.0.1 (tests/webhook_receiver.py): records and scripts answers."""
+    from tests.webhook_receiver import Receiver
+
+    with Receiver() as running:
+        yield running

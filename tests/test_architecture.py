@@ -20,13 +20,16 @@ def test_import_contracts_are_kept():
 
 def test_tasks_register_the_names_services_publish_by():
     from apps.jobs.task_names import JOB_RUN, JOB_SWEEP, JOBS_RETENTION
+    from apps.webhooks.task_names import WEBHOOK_DELIVERY_ATTEMPT, WEBHOOK_SWEEP
     from banatie.celery import app
 
     app.loader.import_default_modules()
-    assert {JOB_RUN, JOB_SWEEP, JOBS_RETENTION} <= set(app.tasks)
+    assert {JOB_RUN, JOB_SWEEP, JOBS_RETENTION, WEBHOOK_DELIVERY_ATTEMPT, WEBHOOK_SWEEP} <= set(app.tasks)
     assert app.tasks[JOB_RUN].__module__ == "workers.tasks"
+    assert app.tasks[WEBHOOK_DELIVERY_ATTEMPT].__module__ == "workers.tasks"
     # The beat schedule (in settings, which import no app) names the periodic tasks by the same constants.
-    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {JOB_SWEEP, JOBS_RETENTION}
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {JOB_SWEEP, JOBS_RETENTION,
+                                                                                   WEBHOOK_SWEEP}
 
 
 def test_every_job_kind_is_registered_by_its_app():

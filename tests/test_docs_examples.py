@@ -5,6 +5,10 @@ by the live server and $MASTER_KEY / $PROJECT_KEY set. The README's blocks run i
 session, as a reader types them (each uses what the previous one exported). Each HTTP status it gets must be
 below 400, unless the line before the block says `<!-- expect: 401 401 -->` (the statuses
 of its requests, in order; `200|409` where the answer depends on timing). Blocks that set their own curl --write-out are not counted.
+
+A ```python block after `<!-- run: receiver -->` (docs/webhooks.md) is a webhook receiver:
+it runs as a process with WEBHOOK_SECRET and PORT set, and must print the event type and job
+id of a real delivery it verified.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!-- expect: ([\d |]+) -->\n)?```bash\n(.*?)```", re.S)
+RECEIVER = re.compile(r"<!-- run: receiver -->\n```python\n(.*?)```", re.S)
 # curl wrapper: record each request's status on stderr without touching stdout.
 PRELUDE = """curl() { command curl --write-out '%{stderr}HTTPSTATUS:%{http_code}\\n' "$@"; }\n"""
 
@@ -94,8 +99,53 @@ def test_readme_quick_start_works_on_a_fresh_installation(worker, live_server, t
 
 
 @pytest.mark.parametrize("doc", [p for p in DOCS if p.parent.name == "docs" and blocks(p)], ids=lambda p: p.name)
-def test_copied_curl_examples_from_docs_work(worker, live_server, tenants, tmp_path, doc):
+def test_copied_curl_examples_from_docs_work(worker, live_server, tenants, tmp_path, settings, doc):
     import os
+
+    # The webhook examples register https://example.com/..., which this machine cannot
+    # resolve; the address rules are tested in tests/test_webhooks.py.
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MASTER_KEY": tenants.master, "PROJECT_KEY": tenants.a}
     check_file(doc, base_url=live_server.url, env=env, cwd=tmp_path)
+
+
+def test_the_webhook_receiver_example_verifies_a_real_delivery(worker, live_server, tenants, tmp_path, settings):
+    import os
+    import select
+    import sys
+
+    import requests
+
+    from banatie.runner import free_port
+    from tests.conftest import wait_for
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True  # the receiver listens on 127.0.0.1
+    settings.GEMINI_API_KEY = ""
+    code = RECEIVER.search((ROOT / "docs" / "webhooks.md").read_text())
+    assert code, "docs/webhooks.md has no receiver example"
+    (tmp_path / "receiver.py").write_text(code.group(1))
+    port = free_port()
+    headers = {"X-API-Key": tenants.a}
+    created = requests.post(f"{live_server.url}/api/webhooks", json={"url": f"http://127.0.0.1:{port}/webhooks"},
+                            headers=headers, timeout=10).json()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "receiver.py")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "WEBHOOK_SECRET": created["secret"], "PORT": str(port)})
+    try:
+        def listening() -> bool:
+            try:
+                return requests.post(f"http://127.0.0.1:{port}/", data=b"{}", timeout=1).status_code == 400
+            except requests.ConnectionError:
+                return False
+
+        wait_for(listening, 15, "the receiver to listen")  # an unsigned request: refused, 400
+        job = requests.post(f"{live_server.url}/api/text-to-image", headers={**headers, "Prefer": "respond-async"},
+                            json={"prompt": "A lighthouse", "filename": "lighthouse", "autoEnhance": False},
+                            timeout=10).json()
+        assert select.select([proc.stdout], [], [], 30)[0], "the receiver printed nothing within 30 s"
+        line = proc.stdout.readline().split()
+        assert line[:3] == ["job.succeeded", job["jobId"], "succeeded"], line
+        assert line[3].startswith('"http://localhost:3000/api/images/')  # absolute, on PUBLIC_BASE_URL
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,5 +1,6 @@
 """Thin Celery tasks: they take ids and call the service they are named after, which owns
-idempotency. Registered under the names the jobs core publishes by (apps.jobs.task_names)."""
+idempotency. Registered under the names the apps publish by (apps.jobs.task_names,
+apps.webhooks.task_names)."""
 from __future__ import annotations
 
 import random
@@ -11,6 +12,8 @@ from apps.jobs.errors import ClaimUnavailable
 from apps.jobs.retention import jobs_retention
 from apps.jobs.services import job_run, job_sweep
 from apps.jobs.task_names import JOB_RUN, JOB_SWEEP, JOBS_RETENTION
+from apps.webhooks.delivery import webhook_delivery_attempt, webhook_sweep
+from apps.webhooks.task_names import WEBHOOK_DELIVERY_ATTEMPT, WEBHOOK_SWEEP
 from workers.lifecycle import worker_stopping
 
 
@@ -34,3 +37,15 @@ def job_sweep_task() -> dict[str, int]:
 @shared_task(name=JOBS_RETENTION, ignore_result=True)
 def jobs_retention_task() -> dict[str, int]:
     return jobs_retention()
+
+
+# No Celery retry: a failed attempt schedules its own next one (WEBHOOK_RETRY_SCHEDULE), and
+# the sweep re-publishes an attempt whose worker died.
+@shared_task(name=WEBHOOK_DELIVERY_ATTEMPT, ignore_result=True)
+def webhook_delivery_attempt_task(delivery_id: str) -> None:
+    webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name=WEBHOOK_SWEEP, ignore_result=True)
+def webhook_sweep_task() -> dict[str, int]:
+    return webhook_sweep()

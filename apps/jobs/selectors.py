@@ -7,11 +7,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.jobs.cursor import cursor_decode, cursor_encode
-from apps.jobs.errors import JobNotFound
+from apps.jobs.cursor import CURSOR_SALT
+from apps.jobs.errors import InvalidCursor, JobNotFound
 from apps.jobs.models import Job
 from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
+from banatie.cursors import keyset_page
 from banatie.lookups import get_by_uuid
 
 
@@ -55,14 +56,8 @@ def jobs_list_for_key(
         jobs = jobs.filter(created_at__gt=created_after)
     if created_before is not None:
         jobs = jobs.filter(created_at__lt=created_before)
-    if cursor:
-        after = cursor_decode(cursor)
-        jobs = jobs.filter(Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, pk__lt=after.id))
-    rows = list(jobs.order_by("-created_at", "-pk")[:limit + 1])
-    page, has_more = rows[:limit], len(rows) > limit
-    last = page[-1] if has_more else None
-    return JobPage(jobs=page, has_more=has_more,
-                   next_cursor=cursor_encode(created_at=last.created_at, job_id=last.pk) if last else None)
+    page = keyset_page(jobs, cursor=cursor, limit=limit, salt=CURSOR_SALT, invalid=InvalidCursor)
+    return JobPage(jobs=page.rows, has_more=page.has_more, next_cursor=page.next_cursor)
 
 
 def _list_scope(key: ApiKey, project_id: str | None) -> str:

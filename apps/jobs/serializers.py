@@ -15,7 +15,7 @@ from apps.jobs.models import Job
 from apps.jobs.selectors import job_queue_position
 from banatie.serializers import (
     ChoiceListField, InstantField, IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField,
-    StrictSerializer, WholeObjectField,
+    StrictSerializer, WholeObjectField, page_cursor_field, page_limit_field,
 )
 from workers.providers.templates import OUTPUT_FORMATS
 
@@ -47,10 +47,6 @@ class StyleOptionsSerializer(StrictSerializer):
     )
 
 
-LIST_LIMIT_MAX = 100
-_LIMIT_MESSAGE = f"Expected a whole number from 1 to {LIST_LIMIT_MAX}."
-
-
 # GET /api/jobs query parameters (validated into jobs_list_for_key's keyword arguments). An
 # empty parameter (limit=) counts as not sent; a parameter sent twice is refused (which one
 # would win is not obvious), except a list (status), whose values add up.
@@ -65,13 +61,8 @@ class JobListInputSerializer(StrictSerializer):
         "Only jobs created strictly after this instant (ISO 8601; without an offset it is UTC)."))
     createdBefore = InstantField(required=False, source="created_before", help_text=(
         "Only jobs created strictly before this instant (ISO 8601; without an offset it is UTC)."))
-    limit = serializers.IntegerField(
-        required=False, default=20, min_value=1, max_value=LIST_LIMIT_MAX,
-        help_text=f"Jobs per page, 1 to {LIST_LIMIT_MAX}.",
-        error_messages={"invalid": _LIMIT_MESSAGE, "min_value": _LIMIT_MESSAGE, "max_value": _LIMIT_MESSAGE,
-                        "max_string_length": _LIMIT_MESSAGE})
-    cursor = StrictCharField(required=False, max_length=1000, help_text=(
-        "The previous page's `nextCursor`, exactly as returned; leave it out for the first page."))
+    limit = page_limit_field("Jobs")
+    cursor = page_cursor_field()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,6 +13,9 @@ Guarantees:
   can no longer record anything (its result and what it stored are discarded) and its
   worker stops waiting on the upstream call as soon as it hears of it.
 - job_wait: never raises for slowness or a Redis outage; it returns the row as it is.
+- every transition a client can be told about (claim → job.started; finish → job.succeeded /
+  job.failed; cancel or deadline → job.canceled) goes through apps.jobs.transitions: what its
+  listeners record commits in the same transaction as the new state, or not at all.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
 from apps.jobs.options import JobOptions
 from apps.jobs.task_names import JOB_RUN
+from apps.jobs.transitions import JOB_CANCELED, JOB_FAILED, JOB_STARTED, JOB_SUCCEEDED, transition_run
 from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_changed, signal_job_done
 from apps.keys.models import ApiKey
 from banatie.celery import app as celery_app
@@ -140,10 +144,7 @@ def job_enqueue(*, job: Job) -> None:
         failure = _failure(QueueUnavailable())
         # The client is told to retry: the same Idempotency-Key must then work.
         failure["idempotency_key"] = None
-        if _finish(job, status=Job.Status.FAILED, only_if_status=Job.Status.QUEUED, **failure):
-            job.status = Job.Status.FAILED
-            for name, value in failure.items():
-                setattr(job, name, value)
+        _finish(job, status=Job.Status.FAILED, only_if_status=Job.Status.QUEUED, **failure)
 
 
 def job_sweep() -> dict[str, int]:
@@ -200,24 +201,44 @@ def _try_publish(job_id: str) -> bool:
 def job_claim(*, job_id: str) -> Job | None:
     """Atomically take the job: queued, or running with an expired lease (its worker died),
     and not past its Cancel-After. Returns None when another delivery holds it, it is
-    finished (or canceled), or its deadline passed (then it is ended as canceled)."""
+    finished (or canceled), or its deadline passed (then it is ended as canceled).
+
+    The row is read first so the transition's listeners (apps.jobs.transitions) see the job
+    before it changes; the UPDATE is conditional on what was read (status and attempts), so
+    of two concurrent deliveries exactly one claims it."""
     now = timezone.now()
-    claimed = (
-        Job.objects.filter(pk=job_id)
-        .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
-        .filter(Q(cancel_after__isnull=True) | Q(cancel_after__gt=now))
-        .update(
-            status=Job.Status.RUNNING, started_at=now, attempts=F("attempts") + 1,
-            lease_expires_at=now + timedelta(seconds=settings.JOB_LEASE_SECONDS),
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return None
+    if job.cancel_after is not None and job.cancel_after <= now:
+        job_expire(job=job)
+        return None
+    if job.status == Job.Status.RUNNING and (job.lease_expires_at is None or job.lease_expires_at >= now):
+        return None  # another delivery holds it
+    values = {"status": Job.Status.RUNNING, "started_at": now, "attempts": job.attempts + 1,
+              "lease_expires_at": now + timedelta(seconds=settings.JOB_LEASE_SECONDS)}
+
+    def claim() -> bool:
+        claimed = (
+            Job.objects.filter(pk=job.pk, status=job.status, attempts=job.attempts)
+            .filter(Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RUNNING, lease_expires_at__lt=now))
+            .filter(Q(cancel_after__isnull=True) | Q(cancel_after__gt=now))
+            .update(**values)
         )
-    )
-    if not claimed:
-        overdue = Job.objects.filter(pk=job_id, status__in=Job.UNFINISHED, cancel_after__lte=now).first()
-        if overdue is not None:
-            job_expire(job=overdue)
+        if claimed:
+            _set(job, values)
+        return bool(claimed)
+
+    if not transition_run(job, JOB_STARTED, claim):
         return None
     signal_job_changed(job_id)
-    return Job.objects.get(pk=job_id)
+    return job
+
+
+def _set(job: Job, values: dict[str, Any]) -> None:
+    """``job`` as the UPDATE that wrote ``values`` left its row (plain values only)."""
+    for name, value in values.items():
+        setattr(job, name, value)
 
 
 def job_run(*, job_id: str) -> None:
@@ -309,9 +330,15 @@ def _end_early(job: Job, *, reason: str, err: JobError) -> bool:
     finish then fails and discards its result). Reloads ``job`` when this call ended it."""
     values = {"status": Job.Status.CANCELED, "cancel_reason": reason, "finished_at": timezone.now(),
               "lease_expires_at": None, **_failure(err)}
-    if not Job.objects.filter(pk=job.pk, status__in=Job.UNFINISHED).update(**values):
+
+    def cancel() -> bool:
+        if not Job.objects.filter(pk=job.pk, status__in=Job.UNFINISHED).update(**values):
+            return False
+        job.refresh_from_db()  # a worker may have claimed it since ``job`` was read
+        return True
+
+    if not transition_run(job, JOB_CANCELED, cancel):
         return False
-    job.refresh_from_db()  # a worker may have claimed it since ``job`` was read
     kind_get(job.kind).release_request(job.request)
     signal_job_done(str(job.pk))  # sync waiters answer at once; the running worker lets go
     return True
@@ -372,17 +399,25 @@ def _outcome(job: Job, run: Callable[[Job], dict[str, Any]], wake: threading.Eve
 
 def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, condition: Q | None = None,
             **fields: Any) -> bool:
-    """Record the outcome once, release the job's stored input, then wake the waiters
-    (in that order: a client that sees the answer sees the cleaned-up storage). The
-    status (and attempts) condition makes a late delivery unable to overwrite the outcome."""
+    """Record the outcome once (``job`` then shows it), release the job's stored input, then
+    wake the waiters (in that order: a client that sees the answer sees the cleaned-up
+    storage). The status (and attempts) condition makes a late delivery unable to overwrite
+    the outcome."""
     values = {"status": status, "finished_at": timezone.now(), "lease_expires_at": None, **fields}
-    # attempts: only the attempt that holds the claim may finish the job.
-    updated = (Job.objects.filter(condition or Q(), pk=job.pk, status=only_if_status, attempts=job.attempts)
-               .update(**values))
-    if updated:
-        kind_get(job.kind).release_request(job.request)
-        signal_job_done(str(job.pk))
-    return bool(updated)
+
+    def finish() -> bool:
+        # attempts: only the attempt that holds the claim may finish the job.
+        updated = (Job.objects.filter(condition or Q(), pk=job.pk, status=only_if_status, attempts=job.attempts)
+                   .update(**values))
+        if updated:
+            _set(job, values)
+        return bool(updated)
+
+    if not transition_run(job, JOB_SUCCEEDED if status == Job.Status.SUCCEEDED else JOB_FAILED, finish):
+        return False
+    kind_get(job.kind).release_request(job.request)
+    signal_job_done(str(job.pk))
+    return True
 
 
 def job_wait(*, job: Job, timeout: float) -> Job:

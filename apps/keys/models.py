@@ -69,6 +69,10 @@ class ApiKey(models.Model):
         return self.project_id or "_master"
 
 
+# The key types as the API's serializers offer them (values only), for the schema's TypeEnum.
+KEY_TYPES = ApiKey.Type.values
+
+
 class BootstrapState(models.Model):
     """One row, written by the first successful bootstrap. Its primary key makes two
     concurrent bootstraps collide in the database, so exactly one wins, and it stays even
