@@ -51,3 +51,38 @@ def test_a_delivery_survives_a_worker_killed_before_it_was_sent(stack_factory, t
 
     wait_for(delivered, 30, "the delivery to be recorded as succeeded")
     assert len(log) == 1 and log[0]["attempts"] == 2, json.dumps(log)
+
+
+def test_a_delivery_recorded_but_never_published_is_sent_by_the_sweep(api, worker, tenants, receiver, settings,
+                                                                      monkeypatch):
+    """The other outbox path: the job's transaction committed its delivery, but the publish
+    after the commit never happened (the broker refused it, or the process died right after
+    the commit). The sweep sends it once it is LOST_AFTER overdue."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.webhooks import delivery as webhook_delivery
+    from apps.webhooks.models import WebhookDelivery
+    from tests.conftest import auth, poll_job
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    settings.WEBHOOK_RETRY_SCHEDULE = (0,)
+    settings.GEMINI_API_KEY = ""
+    created = api.post("/api/webhooks", {"url": receiver.url + "/hook", "events": ["job.succeeded"]},
+                       format="json", **auth(tenants.a))
+    secret = created.json()["secret"]
+    monkeypatch.setattr(webhook_delivery, "_publish", lambda delivery_id, countdown=None: False)
+    job = api.post("/api/text-to-image", {"prompt": "A lighthouse", "filename": "l", "autoEnhance": False},
+                   format="json", HTTP_PREFER="respond-async", **auth(tenants.a)).json()
+    assert poll_job(api, tenants.a, job["jobId"])["status"] == "succeeded"
+    pending = WebhookDelivery.objects.get(job_id=job["jobId"])
+    assert pending.status == WebhookDelivery.Status.PENDING and pending.attempts == 0
+    monkeypatch.undo()
+    assert webhook_delivery.webhook_sweep()["published"] == 0  # not overdue yet: its message may still come
+    overdue = timezone.now() - webhook_delivery.LOST_AFTER - timedelta(seconds=1)
+    WebhookDelivery.objects.filter(pk=pending.pk).update(next_attempt_at=overdue, enqueued_at=overdue)
+    assert webhook_delivery.webhook_sweep()["published"] == 1
+    (request,) = receiver.wait_for(1)
+    assert request.headers["webhook-id"] == pending.event_id
+    assert Webhook(secret).verify(request.body, request.headers)["data"]["jobId"] == job["jobId"]
