@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from apps.generation.services import reference_checked
 from apps.jobs.models import Job
-from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
+from apps.jobs.serializers import StyleOptionsSerializer, prompt_field, usage_field
 from banatie.serializers import (
     JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
 )
@@ -110,6 +110,7 @@ class PromptEnhancementOutputSerializer(OutputSerializer):
 
 class GenerationDataOutputSerializer(OutputSerializer):
     omit_when_empty = ("promptEnhancement",)
+    omit_when_none = ("usage",)
 
     filename = serializers.CharField(source="result.filename",
                                      help_text="The name you asked for, with the image's extension.")
@@ -128,6 +129,7 @@ class GenerationDataOutputSerializer(OutputSerializer):
                                           choices=["image/png", "image/jpeg", "image/webp"])
     promptEnhancement = PromptEnhancementOutputSerializer(source="result.promptEnhancement", required=False,
                                                           help_text="Present when autoEnhance ran.")
+    usage = usage_field()
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job: Job) -> str:

@@ -132,6 +132,23 @@ def image_generate(job: Job) -> dict[str, Any]:
     }
 
 
+def image_upstream_model(job: Job) -> str | None:
+    """The Gemini model this job calls first (the text model when autoEnhance rewrites the
+    prompt), or None on the offline provider: what the jobs core paces it by."""
+    provider = get_text_provider() if job.request.get("auto_enhance") else get_image_provider()
+    return getattr(provider, "model", None) if provider.name == "gemini" else None
+
+
+def images_asked(request: dict[str, Any]) -> int:
+    """How many images a generation request asks for."""
+    return int(request.get("n") or 1)
+
+
+def images_in(result: dict[str, Any]) -> int:
+    """How many images a generation job's result holds."""
+    return len(result.get("images") or [result])
+
+
 def _reference_decoded(ref: dict[str, Any]) -> ReferenceImage:
     """A stored reference, decoded once in the worker (one at a time, so memory stays
     bounded) before it goes upstream: a corrupt file fails the job, not Gemini's call."""

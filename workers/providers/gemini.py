@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from workers.providers.templates import build_gemini_instruction, resolve_template, validate_options
 from apps.jobs.deadline import time_left
+from apps.jobs.metering import CallUsage, usage_record
+from apps.jobs.pacing import upstream_call, upstream_pause
 from apps.jobs.errors import (
     ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
@@ -84,8 +86,13 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
     if isinstance(config, types.GenerateContentConfig):
         # Per call, so a hanging upstream cannot outlive the job's deadline.
         config.http_options = types.HttpOptions(timeout=max(1, int(timeout * 1000)))
+    model = str(kwargs.get("model", ""))
     try:
-        return client_from_settings().models.generate_content(**kwargs)
+        with upstream_call(model):  # GEMINI_MAX_CONCURRENCY / GEMINI_MAX_RPM, and a 429's pause
+            response = client_from_settings().models.generate_content(**kwargs)
+        image_call = isinstance(config, types.GenerateContentConfig) and "IMAGE" in (config.response_modalities or [])
+        usage_record(call_usage(response, model=model, image_call=image_call))
+        return response
     except errors.APIError as exc:
         code, status, message = exc.code, exc.status, (exc.message or "")[:300]
         retry_after = _retry_after(exc)
@@ -99,6 +106,8 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
         raise UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__}).") from None
     except ValueError:
         raise UpstreamInvalidResponse("Gemini's answer was not valid JSON.") from None
+    if code == 429 and retry_after:
+        upstream_pause(model, retry_after)  # every worker holds its calls to this model, not only this job
     if code in RETRYABLE_STATUS:
         raise UpstreamUnavailable(
             f"Gemini answered {code} {status}: {message}", retry_after=retry_after, details={"upstreamStatus": code},
@@ -110,6 +119,26 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
             "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
         )
     raise UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code})
+
+
+def call_usage(response: types.GenerateContentResponse, *, model: str, image_call: bool) -> CallUsage:
+    """One call's usage from its usage_metadata (zeros when Gemini sent none). Image output
+    tokens: the IMAGE entries of candidates_tokens_details, else all output tokens of an
+    image call."""
+    meta = response.usage_metadata
+    if meta is None:
+        return CallUsage(model=model, image_call=image_call)
+    output = meta.candidates_token_count or 0
+    details = meta.candidates_tokens_details or []
+    image_entries = [d.token_count or 0 for d in details if str(getattr(d.modality, "value", d.modality)) == "IMAGE"]
+    if image_entries:
+        image_output = sum(image_entries)
+    else:
+        image_output = output if image_call else 0
+    # Priced by the model asked for (GEMINI_PRICES' names), not the version string answered.
+    return CallUsage(model=model, image_call=image_call,
+                     input_tokens=meta.prompt_token_count or 0, output_tokens=output,
+                     image_output_tokens=image_output, total_tokens=meta.total_token_count or 0)
 
 
 def _block_reason(response: types.GenerateContentResponse) -> str | None:
