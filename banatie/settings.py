@@ -49,10 +49,14 @@ INSTALLED_APPS = [
     "apps.generation",
     "apps.prompts",
     "apps.webhooks",
+    "apps.openai_compat",
 ]
 
 MIDDLEWARE = [
     "banatie.middleware.RequestIdMiddleware",
+    # Outside everything that may answer an error (the body guard, the views, Django's 404):
+    # on /v1/* it re-shapes our error body into OpenAI's.
+    "apps.openai_compat.middleware.OpenAIErrorShapeMiddleware",
     # Before the body guard, so a browser can read even a 413.
     "corsheaders.middleware.CorsMiddleware",
     "banatie.middleware.BodySizeLimitMiddleware",
