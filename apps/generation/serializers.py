@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -16,7 +17,7 @@ from banatie.serializers import (
     JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictIntegerField,
     StrictSerializer,
 )
-from workers.providers.image_models import IMAGE_SIZES
+from workers.providers.image_models import IMAGE_SIZES, OPENAI_MODEL_ALIASES
 from workers.providers.templates import IMAGE_ASPECT_RATIOS, TEMPLATES
 
 FILENAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
@@ -60,9 +61,24 @@ class EnhancementOptionsSerializer(StyleOptionsSerializer):
     template = StrictChoiceField(choices=TEMPLATES, required=False)
 
 
-def model_field() -> StrictCharField:
-    return StrictCharField(
-        required=False, max_length=100,
+class ImageModelField(StrictCharField):
+    """A model name; checked by image_model_resolve (its error lists the allowed ones). In
+    the schema: an enum of what GEMINI_IMAGE_MODELS allows now, plus the OpenAI aliases."""
+
+
+class ImageModelFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ImageModelField
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema: dict[str, Any] = {"type": "string", "enum": [*settings.GEMINI_IMAGE_MODELS, *OPENAI_MODEL_ALIASES]}
+        if self.target.allow_null:
+            schema["nullable"] = True
+        return schema
+
+
+def model_field(**kwargs: Any) -> ImageModelField:
+    return ImageModelField(
+        required=False, max_length=100, **kwargs,
         help_text="An image model from GEMINI_IMAGE_MODELS (GET /v1/models lists them); default: the first. "
                   "dall-e-2, dall-e-3 and gpt-image-1 mean the default model.")
 

@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.generation.serializers import result_images
+from apps.generation.serializers import model_field, result_images
 from apps.generation.services import MAX_IMAGES, image_model_resolve, reference_checked
 from apps.generation.storage import storage_read
 from apps.jobs.models import Job
@@ -30,9 +30,7 @@ class _ImagesInputSerializer(StrictSerializer):
     explicit None)."""
 
     prompt = prompt_field(min_length=1, max_length=5000)
-    model = StrictCharField(required=False, allow_null=True, max_length=100,
-                            help_text="An image model of GET /v1/models; dall-e-2, dall-e-3 and gpt-image-1 "
-                                      "(or none) mean the default model.")
+    model = model_field(allow_null=True)
     n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_IMAGES,
                            help_text=f"Images to generate, 1-{MAX_IMAGES} (default 1): one job, n upstream calls at once.")
     size = StrictCharField(required=False, allow_null=True, max_length=20,
