@@ -142,8 +142,9 @@ def _header(description: str, *, required: bool) -> dict[str, Any]:
 
 
 # Statuses of a rate-limited operation answered before the budget is read (the body guard
-# refuses 411/413 first; a 503 may be the counter store itself being down).
-_BEFORE_BUDGET = {"411", "413", "503"}
+# refuses 411/413 first; DRF negotiates the content type (406) and checks permissions (403)
+# before it throttles; a 503 may be the counter store itself being down).
+_BEFORE_BUDGET = {"403", "406", "411", "413", "503"}
 
 
 def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

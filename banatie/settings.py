@@ -442,5 +442,8 @@ SPECTACULAR_SETTINGS = {
         "TypeEnum": "apps.keys.models.KEY_TYPES",
         "WebhookEventEnum": "apps.webhooks.events.ALLOWED_EVENTS",
         "DeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
+        # /v1's output_format (png/jpeg/webp), not the enhancement options' outputFormat.
+        "ImageOutputFormatEnum": "apps.openai_compat.serializers.OUTPUT_FORMATS",
+        "ImageSizeEnum": "workers.providers.image_models.IMAGE_SIZES",
     },
 }

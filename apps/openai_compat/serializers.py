@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.generation.serializers import model_field, result_images
+from apps.generation.images import OUTPUT_FORMATS as IMAGE_OUTPUT_FORMATS
 from apps.generation.services import MAX_IMAGES, image_model_resolve, reference_checked
 from apps.generation.storage import storage_read
 from apps.jobs.models import Job
@@ -21,7 +22,7 @@ from banatie.serializers import OutputSerializer, StrictCharField, StrictChoiceF
 from workers.providers.templates import IMAGE_ASPECT_RATIOS
 
 SIZE_RULE = (f"Use one of {', '.join(SIZES)} or an aspect ratio W:H of {', '.join(IMAGE_ASPECT_RATIOS)}.")
-OUTPUT_FORMATS = ("png", "jpeg", "webp")
+OUTPUT_FORMATS = tuple(IMAGE_OUTPUT_FORMATS)  # png, jpeg, webp
 CONTENT_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp"}
 
 
