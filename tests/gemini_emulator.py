@@ -356,6 +356,10 @@ class GeminiEmulator:
         # Model names models.get answers 404 NOT_FOUND for (a misconfigured model name).
         self.unknown_models: set[str] = set()
         self.model_lookups = 0
+        # generateContent calls being answered right now, and the most at once since the last
+        # reset(): proves calls ran concurrently without timing anything.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.text_reply: Union[dict[str, Any], Callable[[str], Any]] = copy.deepcopy(DEFAULT_TEXT_REPLY)
         self.plain_text_reply: str = "Emulated answer to: {prompt}"
         self._lock = threading.Lock()
@@ -452,6 +456,7 @@ class GeminiEmulator:
             self.served = 0
             self.model_lookups = 0
             self.unknown_models = set()
+            self.max_in_flight = self.in_flight
 
     @property
     def pending_replies(self) -> int:
@@ -707,7 +712,14 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                         "name": f"models/{name}", "displayName": name, "version": "001",
                         "supportedGenerationMethods": ["generateContent", "countTokens"]}))
                 return
-            self._send_reply(emu, rec, emu._next_reply() or Reply())
+            with emu._lock:
+                emu.in_flight += 1
+                emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
+            try:
+                self._send_reply(emu, rec, emu._next_reply() or Reply())
+            finally:
+                with emu._lock:
+                    emu.in_flight -= 1
 
         def _send_reply(self, emu: GeminiEmulator, rec: dict, reply: Reply) -> None:
             # Follow delay -> then chains.

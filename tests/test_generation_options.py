@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -112,3 +113,22 @@ def test_another_projects_key_cannot_read_the_images_job(worker, api, tenants, g
     job_id = t2i(api, tenants.a, n=2).json()["data"]["jobId"]
     assert api.get(f"/api/jobs/{job_id}", **auth(tenants.b)).status_code == 404
     assert len(api.get(f"/api/jobs/{job_id}", **auth(tenants.a)).json()["data"]["images"]) == 2
+
+
+def test_the_n_upstream_calls_of_a_job_run_at_once(worker, api, tenants, gemini):
+    gemini.latency = 0.5  # long enough for three calls to overlap, however slow the machine
+    assert t2i(api, tenants.a, n=3).status_code == 200
+    assert gemini.max_in_flight == 3
+
+
+@pytest.mark.slow
+def test_the_gevent_worker_runs_the_n_calls_of_a_job_at_once(stack_factory, tenants, emulator):
+    """The Procfile's worker (Celery's gevent pool): the n calls are greenlets, all in flight together."""
+    stack = stack_factory()
+    emulator.latency = 0.5
+    status, body = stack.http("POST", "/api/text-to-image", {
+        "prompt": "A lighthouse at dusk", "filename": "lighthouse", "autoEnhance": False, "n": 3,
+        "model": "gemini-3-pro-image-preview", "imageSize": "1K"}, headers={"X-API-Key": tenants.a}, timeout=60)
+    assert status == 200, body
+    assert len(body["data"]["images"]) == 3 and emulator.max_in_flight == 3
+    assert {(c["model"], c["image_size"]) for c in emulator.requests} == {("gemini-3-pro-image-preview", "1K")}
