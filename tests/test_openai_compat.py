@@ -259,3 +259,15 @@ def test_idempotency_key_replays_the_same_images(worker, tenants, gemini, sdk):
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.parse().data[0].url == first.data[0].url
     assert len(gemini.requests) == 1
+
+
+def test_images_belong_to_the_callers_project_and_idempotency_keys_are_per_key(worker, api, tenants, gemini, sdk):
+    headers = {"Idempotency-Key": "same-key"}
+    a = sdk(tenants.a).images.generate(prompt="A teapot", extra_headers=headers)
+    b = sdk(tenants.b).images.generate(prompt="A teapot", extra_headers=headers)
+    assert "/api/images/project-a/" in a.data[0].url and "/api/images/project-b/" in b.data[0].url
+    assert len(gemini.requests) == 2  # b's key did not replay a's job
+    job_a = Job.objects.get(project_id="project-a")
+    assert api.get(f"/api/jobs/{job_a.id}", **auth(tenants.b)).status_code == 404
+    served = api.get(f"/api/jobs/{job_a.id}", **auth(tenants.a)).json()["data"]["filepath"]
+    assert a.data[0].url.endswith(f"/api/images/{served}")
