@@ -132,3 +132,27 @@ def test_the_gevent_worker_runs_the_n_calls_of_a_job_at_once(stack_factory, tena
     assert status == 200, body
     assert len(body["data"]["images"]) == 3 and emulator.max_in_flight == 3
     assert {(c["model"], c["image_size"]) for c in emulator.requests} == {("gemini-3-pro-image-preview", "1K")}
+
+
+def _image_model_settings(**env: str) -> tuple[int, str, str]:
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import django; django.setup(); from django.conf import settings; "
+             "print(settings.GEMINI_IMAGE_MODEL, ','.join(settings.GEMINI_IMAGE_MODELS))")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_IMAGE_MODEL")}
+    proc = subprocess.run([sys.executable, "-c", probe], env={**base, "SECRET_KEY": "x", **env},
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout.strip(), proc.stderr
+
+
+def test_image_model_settings_default_first_and_fail_loudly_when_they_disagree():
+    assert _image_model_settings()[1] == ("gemini-2.5-flash-image gemini-2.5-flash-image,gemini-3-pro-image-preview,"
+                                          "gemini-3.1-flash-image-preview")
+    assert _image_model_settings(GEMINI_IMAGE_MODELS="m-1, m-2")[1] == "m-1 m-1,m-2"
+    assert _image_model_settings(GEMINI_IMAGE_MODELS="m-1,m-2", GEMINI_IMAGE_MODEL="m-2")[1] == "m-2 m-2,m-1"
+    # Set alone (an older deployment): the model is put first.
+    assert _image_model_settings(GEMINI_IMAGE_MODEL="m-9")[1].startswith("m-9 m-9,gemini-2.5-flash-image,")
+    code, _, stderr = _image_model_settings(GEMINI_IMAGE_MODELS="m-1,m-2", GEMINI_IMAGE_MODEL="m-9")
+    assert code != 0 and "Environment variable GEMINI_IMAGE_MODEL='m-9' is not one of GEMINI_IMAGE_MODELS" in stderr
