@@ -43,3 +43,9 @@ clean:
 .PHONY: bench
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# GET /api/usage over the figures of 1,000,000 jobs (bench/usage.py; a scratch SQLite
+# database unless DATABASE_URL names an empty one).
+.PHONY: bench-usage
+bench-usage: $(STAMP)
+	$(PY) -m bench.usage

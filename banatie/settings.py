@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_seconds_list, env_str, env_url, shutdown_grace_seconds, var_dir,
+    env_bool, env_choice, env_float, env_int, env_list, env_prices, env_rate, env_seconds_list, env_str, env_url, shutdown_grace_seconds, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.generation",
     "apps.prompts",
     "apps.webhooks",
+    "apps.usage",
     "apps.openai_compat",
 ]
 
@@ -305,6 +306,15 @@ HEALTH_PROVIDER_TTL_SECONDS = env_float("HEALTH_PROVIDER_TTL_SECONDS", 60.0, min
 HEALTH_PROVIDER_TIMEOUT_SECONDS = env_float("HEALTH_PROVIDER_TIMEOUT_SECONDS", 3.0, minimum=0.1, maximum=60.0)
 # HTTP connections to Gemini per process: by default one per job a worker runs at once.
 GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", WORKER_CONCURRENCY, minimum=1, maximum=100000)
+# USD per 1M tokens (input, output), from Google's price list for these models; GEMINI_PRICES
+# adds or replaces models. A model without a price gets costUsd null (warned at start-up).
+GEMINI_PRICES = env_prices("GEMINI_PRICES", {
+    "gemini-2.5-flash-image": {"input": 0.30, "output": 30.0},
+    "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+})
+# Upstream pacing across every worker of the installation (apps.jobs.pacing); 0 = no limit.
+GEMINI_MAX_CONCURRENCY = env_int("GEMINI_MAX_CONCURRENCY", 0, minimum=0, maximum=100000)
+GEMINI_MAX_RPM = env_int("GEMINI_MAX_RPM", 0, minimum=0, maximum=1000000)
 
 # --- storage -------------------------------------------------------------------------
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))

@@ -351,15 +351,14 @@ class GeminiEmulator:
         self.nodelay = nodelay
         self.render: Callable[..., bytes] = render_png_cached if cache_images else render_png
         self.served = 0  # requests received since start or the last reset(), recorded or not
+        # generateContent calls being answered now, and the most at once since the last reset().
+        self.in_flight = 0
+        self.max_in_flight = 0
         # None = any non-empty key is accepted.
         self.valid_api_keys: Optional[set[str]] = set(valid_api_keys) if valid_api_keys else None
         # Model names models.get answers 404 NOT_FOUND for (a misconfigured model name).
         self.unknown_models: set[str] = set()
         self.model_lookups = 0
-        # generateContent calls being answered right now, and the most at once since the last
-        # reset(): proves calls ran concurrently without timing anything.
-        self.in_flight = 0
-        self.max_in_flight = 0
         self.text_reply: Union[dict[str, Any], Callable[[str], Any]] = copy.deepcopy(DEFAULT_TEXT_REPLY)
         self.plain_text_reply: str = "Emulated answer to: {prompt}"
         self._lock = threading.Lock()
@@ -455,8 +454,8 @@ class GeminiEmulator:
             self._sticky = None
             self.served = 0
             self.model_lookups = 0
-            self.unknown_models = set()
             self.max_in_flight = self.in_flight
+            self.unknown_models = set()
 
     @property
     def pending_replies(self) -> int:
@@ -715,11 +714,16 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
             with emu._lock:
                 emu.in_flight += 1
                 emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
+                self._counted = True
             try:
                 self._send_reply(emu, rec, emu._next_reply() or Reply())
             finally:
-                with emu._lock:
-                    emu.in_flight -= 1
+                with emu._lock:  # a reply already counted down as its answer started
+                    if self._counted:
+                        emu.in_flight -= 1
+                        self._counted = False
+
+        _counted = False  # this request is one of emu.in_flight
 
         def _send_reply(self, emu: GeminiEmulator, rec: dict, reply: Reply) -> None:
             # Follow delay -> then chains.
@@ -750,6 +754,10 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                 data = bytes(payload)
             else:
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            if self._counted:  # the answer goes out now: the call is no longer in flight
+                with emu._lock:
+                    emu.in_flight -= 1
+                    self._counted = False
             self.send_response(status)
             if not any(h.lower() == "content-type" for h in headers):
                 self.send_header("Content-Type", JSON_CT)

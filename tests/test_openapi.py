@@ -101,7 +101,9 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(worker, live
     # are replaced by a real PNG, so /api/generate is held to the check too.
     # POST /api/webhooks: the URL's host must resolve to a public address (SSRF rules), which
     # no schema can state; generated URLs are refused with webhook_url_not_allowed.
-    not_positive: set[tuple[str, str]] = {("POST", "/api/webhooks")}
+    # GET /api/usage: `from` after `to` is a 400, and either may be left to its default (the
+    # current month), which a schema cannot relate to the other.
+    not_positive: set[tuple[str, str]] = {("POST", "/api/webhooks"), ("GET", "/api/usage")}
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12

@@ -1705,6 +1705,95 @@ def live(request, api, settings, monkeypatch) -> Live:  # type: ignore[no-untype
     return Live(request, api, settings, monkeypatch)
 
 
+# --- usage and quotas ----------------------------------------------------------------------
+
+@case("usage_report", 200, "project-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?groupBy=model", **auth(live.tenants.a))
+
+
+@case("usage_report", 200, "master-key-every-project")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?groupBy=project&from=2026-01-01&to=2026-12-31", **auth(live.tenants.master))
+
+
+@case("usage_report", 400, "bad-date")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?from=2026-02-30", **auth(live.tenants.a))
+
+
+@case("usage_report", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage")
+
+
+@case("usage_report", 403, "project-key-naming-another-project")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?projectId=project-b", **auth(live.tenants.a))
+
+
+@case("usage_report", 405, "post")
+def _(live: Live) -> Any:
+    return live.api.post("/api/usage", {}, format="json", **auth(live.tenants.a))
+
+
+@case("projects_list", 200, "master-key")
+def _(live: Live) -> Any:
+    live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 3, "monthlyBudgetUsd": None}, format="json",
+                 **auth(live.tenants.master))
+    return live.api.get("/api/admin/projects", **auth(live.tenants.master))
+
+
+@case("projects_list", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects")
+
+
+@case("projects_list", 403, "project-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects", **auth(live.tenants.a))
+
+
+@case("projects_list", 405, "delete")
+def _(live: Live) -> Any:
+    return live.api.delete("/api/admin/projects", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 200, "both-quotas")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 10, "monthlyBudgetUsd": 12.5},
+                        format="json", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 400, "missing-field")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 10}, format="json",
+                        **auth(live.tenants.master))
+
+
+@case("project_quota_set", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 1, "monthlyBudgetUsd": None},
+                        format="json")
+
+
+@case("project_quota_set", 403, "project-key")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 1, "monthlyBudgetUsd": None},
+                        format="json", **auth(live.tenants.a))
+
+
+@case("project_quota_set", 405, "get")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects/project-a", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 415, "text-plain")
+def _(live: Live) -> Any:
+    return live.api.generic("PUT", "/api/admin/projects/project-a", "dailyImageLimit=1", content_type="text/plain",
+                            **auth(live.tenants.master))
+
+
 def _run(openapi: Conformance, request: pytest.FixtureRequest, live: Live, operation_id: str,
          scenario: Scenario, status: int) -> None:
     openapi.check(request, operation_id, scenario(live), status)
@@ -1830,6 +1919,21 @@ def test_webhook_deliveries_list(openapi, request, live, worker, scenario, statu
 @pytest.mark.parametrize("scenario,status", CASES["webhook_delivery_redeliver"])
 def test_webhook_delivery_redeliver(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "webhook_delivery_redeliver", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["usage_report"])
+def test_usage_report(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "usage_report", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["projects_list"])
+def test_projects_list(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "projects_list", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["project_quota_set"])
+def test_project_quota_set(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "project_quota_set", scenario, status)
 
 
 @pytest.mark.parametrize("scenario,status", CASES["openai_images_generate"])

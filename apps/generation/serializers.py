@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from apps.generation.services import MAX_IMAGES, image_model_resolve, image_size_checked, reference_checked
 from apps.jobs.models import Job
-from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
+from apps.jobs.serializers import StyleOptionsSerializer, prompt_field, usage_field
 from banatie.serializers import (
     JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictIntegerField,
     StrictSerializer,
@@ -184,6 +184,7 @@ def result_images(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 class GenerationDataOutputSerializer(OutputSerializer):
     omit_when_empty = ("promptEnhancement",)
+    omit_when_none = ("usage",)
 
     filename = serializers.CharField(source="result.filename",
                                      help_text="The name you asked for, with the image's extension.")
@@ -202,6 +203,7 @@ class GenerationDataOutputSerializer(OutputSerializer):
                                           choices=["image/png", "image/jpeg", "image/webp"])
     promptEnhancement = PromptEnhancementOutputSerializer(source="result.promptEnhancement", required=False,
                                                           help_text="Present when autoEnhance ran.")
+    usage = usage_field()
     images = serializers.SerializerMethodField(
         help_text="Every image of the job (n of them; the fields above repeat the first).")
 

@@ -241,6 +241,26 @@ def _usage_sum(images: list[dict[str, Any]], *, model: str) -> dict[str, Any]:
             total[name] = total.get(name, 0) + value
     return total
 
+def image_upstream_model(job: Job) -> str | None:
+    """The Gemini model this job calls first (the text model when autoEnhance rewrites the
+    prompt), or None on the offline provider: what the jobs core paces it by."""
+    if job.request.get("auto_enhance"):
+        provider = get_text_provider()
+        return getattr(provider, "model", None) if provider.name == "gemini" else None
+    provider = get_image_provider()
+    # The model the request chose (GEMINI_IMAGE_MODELS); jobs from before model choice: the default.
+    return (job.request.get("model") or getattr(provider, "model", None)) if provider.name == "gemini" else None
+
+
+def images_asked(request: dict[str, Any]) -> int:
+    """How many images a generation request asks for."""
+    return int(request.get("n") or 1)
+
+
+def images_in(result: dict[str, Any]) -> int:
+    """How many images a generation job's result holds."""
+    return len(result.get("images") or [result])
+
 
 def _reference_decoded(ref: dict[str, Any]) -> ReferenceImage:
     """A stored reference, decoded once in the worker (one at a time, so memory stays

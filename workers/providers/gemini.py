@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from workers.providers.templates import build_gemini_instruction, resolve_template, validate_options
 from apps.jobs.deadline import time_left
+from apps.jobs.metering import CallUsage, usage_record
+from apps.jobs.pacing import upstream_call, upstream_pause
 from apps.jobs.errors import (
     ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
@@ -84,8 +86,13 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
     if isinstance(config, types.GenerateContentConfig):
         # Per call, so a hanging upstream cannot outlive the job's deadline.
         config.http_options = types.HttpOptions(timeout=max(1, int(timeout * 1000)))
+    model = str(kwargs.get("model", ""))
     try:
-        return client_from_settings().models.generate_content(**kwargs)
+        with upstream_call(model):  # GEMINI_MAX_CONCURRENCY / GEMINI_MAX_RPM, and a 429's pause
+            response = client_from_settings().models.generate_content(**kwargs)
+        image_call = isinstance(config, types.GenerateContentConfig) and "IMAGE" in (config.response_modalities or [])
+        usage_record(call_usage(response, model=model, image_call=image_call))
+        return response
     except errors.APIError as exc:
         code, status, message = exc.code, exc.status, (exc.message or "")[:300]
         retry_after = _retry_after(exc)
@@ -99,6 +106,8 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
         raise UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__}).") from None
     except ValueError:
         raise UpstreamInvalidResponse("Gemini's answer was not valid JSON.") from None
+    if code == 429 and retry_after:
+        upstream_pause(model, retry_after)  # every worker holds its calls to this model, not only this job
     if code in RETRYABLE_STATUS:
         raise UpstreamUnavailable(
             f"Gemini answered {code} {status}: {message}", retry_after=retry_after, details={"upstreamStatus": code},
@@ -110,6 +119,16 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
             "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
         )
     raise UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code})
+
+
+def call_usage(response: types.GenerateContentResponse, *, model: str, image_call: bool) -> CallUsage:
+    """One call's usage for the job's meter (apps.jobs.metering), read by usage_of (the one
+    reader of usage_metadata; zeros when Gemini sent none)."""
+    usage = usage_of(response.usage_metadata, image_call=image_call)
+    # Priced by the model asked for (GEMINI_PRICES' names), not the version string answered.
+    return CallUsage(model=model, image_call=image_call, input_tokens=usage.input_tokens,
+                     output_tokens=usage.output_tokens, image_output_tokens=usage.image_output_tokens,
+                     total_tokens=usage.total_tokens)
 
 
 def _block_reason(response: types.GenerateContentResponse) -> str | None:
