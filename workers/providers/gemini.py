@@ -30,7 +30,7 @@ from apps.jobs.pacing import upstream_call, upstream_pause
 from apps.jobs.errors import (
     ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
-from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage
+from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage, Usage
 from workers.providers.retries import with_upstream_retries
 
 logger = logging.getLogger(__name__)
@@ -122,23 +122,13 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
 
 
 def call_usage(response: types.GenerateContentResponse, *, model: str, image_call: bool) -> CallUsage:
-    """One call's usage from its usage_metadata (zeros when Gemini sent none). Image output
-    tokens: the IMAGE entries of candidates_tokens_details, else all output tokens of an
-    image call."""
-    meta = response.usage_metadata
-    if meta is None:
-        return CallUsage(model=model, image_call=image_call)
-    output = meta.candidates_token_count or 0
-    details = meta.candidates_tokens_details or []
-    image_entries = [d.token_count or 0 for d in details if str(getattr(d.modality, "value", d.modality)) == "IMAGE"]
-    if image_entries:
-        image_output = sum(image_entries)
-    else:
-        image_output = output if image_call else 0
+    """One call's usage for the job's meter (apps.jobs.metering), read by usage_of (the one
+    reader of usage_metadata; zeros when Gemini sent none)."""
+    usage = usage_of(response.usage_metadata, image_call=image_call)
     # Priced by the model asked for (GEMINI_PRICES' names), not the version string answered.
-    return CallUsage(model=model, image_call=image_call,
-                     input_tokens=meta.prompt_token_count or 0, output_tokens=output,
-                     image_output_tokens=image_output, total_tokens=meta.total_token_count or 0)
+    return CallUsage(model=model, image_call=image_call, input_tokens=usage.input_tokens,
+                     output_tokens=usage.output_tokens, image_output_tokens=usage.image_output_tokens,
+                     total_tokens=usage.total_tokens)
 
 
 def _block_reason(response: types.GenerateContentResponse) -> str | None:
@@ -214,18 +204,22 @@ class GeminiImageProvider:
         return cls(model=settings.GEMINI_IMAGE_MODEL)
 
     def generate(
-        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str
+        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str,
+        model: str | None = None, image_size: str | None = None,
     ) -> GeneratedImage:
+        model = model or self.model
         parts: list[types.Part | str] = [
             types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type) for ref in reference_images
         ]
         parts.append(prompt)
         response = call_gemini(
-            model=self.model,
+            model=model,
             contents=parts,
             config=types.GenerateContentConfig(
                 response_modalities=["IMAGE", "TEXT"],
-                image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
+                # image_size only when asked: a model without sizes (2.5 Flash Image) refuses it,
+                # and the web tier already refused such a request (image_size_unsupported).
+                image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
             ),
         )
         reason = _block_reason(response)
@@ -244,8 +238,39 @@ class GeminiImageProvider:
             raise NoImageReturned("Gemini answered without an image.", details={"modelText": description[:1000]})
         return GeneratedImage(
             data=bytes(image.data), mime_type=image.mime_type or "application/octet-stream",
-            description=description, model=response.model_version or self.model,
+            description=description, model=response.model_version or model,
+            usage=usage_of(response.usage_metadata, image_call=True),
         )
+
+
+def _modality_tokens(details: list[types.ModalityTokenCount] | None, modality: types.MediaModality) -> int | None:
+    """Tokens of one modality in a *_tokens_details list; None when the list is absent."""
+    if not details:
+        return None
+    return sum(entry.token_count or 0 for entry in details if entry.modality == modality)
+
+
+def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None, *, image_call: bool) -> Usage:
+    """Our Usage from Gemini's usage_metadata (google-genai 3.4.0 field names: prompt_token_count,
+    candidates_token_count, total_token_count, prompt_tokens_details and
+    candidates_tokens_details, lists of ModalityTokenCount(modality, token_count))."""
+    if metadata is None:
+        return Usage()
+    prompt = metadata.prompt_token_count or 0
+    output = metadata.candidates_token_count or 0
+    image_in = _modality_tokens(metadata.prompt_tokens_details, types.MediaModality.IMAGE)
+    text_in = _modality_tokens(metadata.prompt_tokens_details, types.MediaModality.TEXT)
+    image_out = _modality_tokens(metadata.candidates_tokens_details, types.MediaModality.IMAGE)
+    if image_out is None:
+        image_out = output if image_call else 0  # no breakdown: an image call's output is its image
+    return Usage(
+        input_tokens=prompt,
+        input_text_tokens=text_in if text_in is not None else prompt - (image_in or 0),
+        input_image_tokens=image_in or 0,
+        output_tokens=output,
+        image_output_tokens=image_out,
+        total_tokens=metadata.total_token_count or (prompt + output),
+    )
 
 
 def gemini_health() -> dict[str, Any]:
