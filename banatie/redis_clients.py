@@ -13,8 +13,12 @@ _POOL_SIZE = 16
 
 @functools.lru_cache(maxsize=4)
 def _client(url: str, timeout: float) -> redis.Redis:
+    # Waiting for a free connection is not Redis being down: under a burst on a busy host the
+    # wait may pass the socket timeout, and callers (pacing) must not then take it as an
+    # outage and go ahead unpaced. Connections are held for milliseconds.
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=_POOL_SIZE, timeout=timeout, socket_timeout=timeout, socket_connect_timeout=timeout,
+        url, max_connections=_POOL_SIZE, timeout=max(10.0, timeout * 5), socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
     return redis.Redis(connection_pool=pool)
 

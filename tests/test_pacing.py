@@ -77,8 +77,10 @@ def test_no_sixty_second_window_sees_more_than_the_rpm_limit(api, worker, gemini
     times = sorted(r["time"] for r in gemini.requests)
     assert len(times) == 34
     for i, start in enumerate(times):
-        # The emulator sees a call a few milliseconds after it started (the windows are of starts).
-        in_window = sum(1 for t in times[i:] if t < start + 59.9)
+        # The windows are of calls started; the emulator records a call when it arrives, a few
+        # milliseconds later (more on a loaded machine): a second of slack for that. Unpaced,
+        # all 34 calls would land within a second or two.
+        in_window = sum(1 for t in times[i:] if t < start + 59.0)
         assert in_window <= 30, f"{in_window} calls within 60 s of call {i}"
     assert times[-1] - times[0] >= 59  # the last four waited for the window to move on
 

@@ -277,3 +277,20 @@ def test_a_webhook_delivery_carries_the_jobs_usage(api, worker, gemini, tenants,
     assert api.post("/api/text-to-image", T2I, format="json", **auth(tenants.a)).status_code == 200
     (delivery,) = receiver.wait_for(1)
     assert json.loads(delivery.body)["data"]["usage"] == IMAGE_USAGE
+
+
+def test_quotas_are_edited_in_the_django_admin_and_the_figures_only_read(client, admin_user, api, worker, gemini,
+                                                                       tenants):
+    from apps.usage.models import ProjectQuota
+
+    client.force_login(admin_user)
+    r = client.post("/admin/usage/projectquota/add/", {"project_id": "project-b", "daily_image_limit": "1",
+                                                       "monthly_budget_usd": ""})
+    assert r.status_code == 302, r.content[:500]
+    assert ProjectQuota.objects.get(project_id="project-b").daily_image_limit == 1
+    _run_jobs(api, gemini, tenants.b, 1)
+    over = api.post("/api/text-to-image", T2I, format="json", **auth(tenants.b))
+    assert over.status_code == 429 and over.json()["details"]["quota"] == "dailyImageLimit"
+    figures = client.get("/admin/usage/usagedaily/")
+    assert figures.status_code == 200 and b"project-b" in figures.content
+    assert client.get("/admin/usage/usagedaily/add/").status_code == 403
