@@ -156,3 +156,12 @@ def test_image_model_settings_default_first_and_fail_loudly_when_they_disagree()
     assert _image_model_settings(GEMINI_IMAGE_MODEL="m-9")[1].startswith("m-9 m-9,gemini-2.5-flash-image,")
     code, _, stderr = _image_model_settings(GEMINI_IMAGE_MODELS="m-1,m-2", GEMINI_IMAGE_MODEL="m-9")
     assert code != 0 and "Environment variable GEMINI_IMAGE_MODEL='m-9' is not one of GEMINI_IMAGE_MODELS" in stderr
+
+
+def test_the_jobs_usage_counts_every_one_of_its_n_calls(worker, api, tenants, gemini):
+    data = t2i(api, tenants.a, n=2).json()["data"]
+    usage = api.get(f"/api/jobs/{data['jobId']}", **auth(tenants.a)).json()["usage"]
+    per_image = Job.objects.get().result["images"]
+    assert usage["images"] == 2  # the metered calls ran in the job's context, in their own greenlets/threads
+    assert usage["outputTokens"] == sum(image["usage"]["outputTokens"] for image in per_image) > 0
+    assert usage["imageOutputTokens"] == sum(image["usage"]["imageOutputTokens"] for image in per_image)
