@@ -50,6 +50,7 @@ class Response:
     status: int
     body: bytes
     close: bool
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names (tests/test_multihost.py reads Retry-After)
 
 
 @dataclass
@@ -79,8 +80,10 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
     length, chunked, close = None, False, lines[0].startswith(b"HTTP/1.0")
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
         name, value = name.strip().lower(), value.strip().lower()
         if name == b"content-length":
             length = int(value)
@@ -103,7 +106,7 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
         body = await reader.readexactly(length) if length else b""
     else:
         body, close = await reader.read(), True
-    return Response(status, body, close)
+    return Response(status, body, close, headers)
 
 
 class Connection:

@@ -286,7 +286,7 @@ class MultiHostStack:
                     raise RuntimeError(f"postgres exited; see {self.workdir}/postgres.log") from None
                 return False
         wait_for(pg_up, 60, "the data host's PostgreSQL")
-        wait_for(lambda: self.redis_call("PING") == "True", 20, "the data host's Redis")
+        wait_for(lambda: self.redis_call("PING") is True, 20, "the data host's Redis")
 
     def env_for(self, host: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """A host's environment: what docs/deployment.md lists, pointed at the data host."""
@@ -355,6 +355,32 @@ class MultiHostStack:
             return workers <= self.workers_answering()
         wait_for(ready, timeout, "the hosts to answer", interval=0.5)
 
+    def stop_role(self, host: str, role: str, sig: int = signals.SIGTERM, timeout: float = 60) -> tuple[int, float]:
+        """``sig`` to the host's ``role`` process; (exit status, seconds until it exited).
+        SIGKILLed after ``timeout`` (then the status is -9)."""
+        proc = self.procs[(host, role)]
+        self.stopped.add((host, role))
+        start = time.monotonic()
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(10)
+        return code, time.monotonic() - start
+
+    def restore(self, extras: Iterable[tuple[str, str]] = ()) -> None:
+        """Every link up and every process a scenario ended running again (but ``extras``,
+        processes that are not part of the normal topology: they stay stopped)."""
+        for name in self.net.hosts:
+            self.net.link(name, True)
+        for host, role in sorted(self.stopped - set(extras)):
+            if not self.alive(host, role):
+                self.start_role(host, role)
+        self.stopped -= self.stopped - set(extras)
+        self.wait_ready()
+
     def kill_host(self, host: str, sig: int = signals.SIGKILL) -> list[int]:
         """``sig`` to every process on the host (SIGKILL: waits until they are gone)."""
         pids = self.net.kill(host, sig)
@@ -422,18 +448,19 @@ class MultiHostStack:
             raise RuntimeError(f"project key creation failed: {status} {body}")
         self.project_key = body["apiKey"]
 
-    def redis_call(self, *parts: str) -> str:
+    def redis_call(self, *parts: str) -> object:
+        """One command to the data host's Redis: its reply, or None when unreachable."""
         import redis
 
         try:
             client = redis.Redis(host=self.data, port=REDIS_PORT, socket_timeout=3, socket_connect_timeout=2,
                                  decode_responses=True)
             try:
-                return str(client.execute_command(*parts))
+                return client.execute_command(*parts)
             finally:
                 client.close()
         except (redis.RedisError, OSError):
-            return ""
+            return None
 
     def sql(self, query: str, params: tuple | list = ()) -> list[tuple]:
         import psycopg
