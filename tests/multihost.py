@@ -422,17 +422,16 @@ class MultiHostStack:
     # -- helpers -----------------------------------------------------------------------
     def http(self, host: str, method: str, path: str, body: dict | None = None, headers: dict | None = None,
              timeout: float = 10) -> tuple[int, dict, dict]:
-        """One JSON request to a web host: (status, decoded body, headers); status 0 with
-        the error's name when no HTTP answer came."""
+        """One request to a web host: (status, decoded body, headers); status 0 with the
+        error's name when no HTTP answer came; a non-JSON body is ``{"raw": bytes}``."""
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url(host) + path, data=data, method=method,
                                      headers={"Content-Type": "application/json", **(headers or {})})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our bridge only
-                return resp.status, json.loads(resp.read() or b"{}"), dict(resp.headers)
+                return resp.status, _decoded(resp.read(), resp.headers.get("Content-Type", "")), dict(resp.headers)
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, json.loads(raw) if raw.startswith(b"{") else {}, dict(exc.headers)
+            return exc.code, _decoded(exc.read(), exc.headers.get("Content-Type", "")), dict(exc.headers)
         except (OSError, ValueError) as exc:
             return 0, {"error": type(exc).__name__}, {}
 
@@ -511,6 +510,13 @@ class MultiHostStack:
             if match:
                 out.setdefault(match.group(0), []).append({"host": self.host_of(rec["client"]), "time": rec["time"]})
         return out
+
+
+def _decoded(raw: bytes, content_type: str) -> dict:
+    """A JSON body as a dict; any other body (an image) as ``{"raw": bytes}``."""
+    if content_type.startswith("application/json") or raw.startswith(b"{"):
+        return json.loads(raw or b"{}")
+    return {"raw": raw}
 
 
 TOKEN = re.compile(r"mh:[a-z0-9-]+:\d+")
