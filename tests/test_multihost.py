@@ -290,11 +290,15 @@ def test_data_host_link_down_10s_under_load(hosts) -> None:
         results = await asyncio.gather(*loops)
         return [s for samples, _, _ in results for s in samples]
 
+    cut_times: dict[str, float] = {}
+
     def cut() -> None:
         time.sleep(4)
+        cut_times["down"] = time.time()
         stack.net.link("data", False)
         time.sleep(10)
         stack.net.link("data", True)
+        cut_times["up"] = time.time()
     cutter = threading.Thread(target=cut, daemon=True)
     cutter.start()
     samples = asyncio.run(load())
@@ -314,12 +318,22 @@ def test_data_host_link_down_10s_under_load(hosts) -> None:
                         ('%mh:link:%',))
     lost = [r for r in created if r[1] != "succeeded" and r[0] not in refused]
     assert not lost, lost
-    repeats = [t for t, c in calls_of(stack, "link").items() if len(c) > 1]
+    calls = calls_of(stack, "link")
+    repeats = [t for t, c in calls.items() if len(c) > 1]
+    for token in repeats:
+        # Explained only by the outage: the first attempt was upstream before the link came
+        # back, could not renew its lease (6 s < 10 s) nor record its result, so the sweep
+        # re-queued it after the link returned and a second attempt ran (and won).
+        first, second = calls[token][:2]
+        assert len(calls[token]) == 2 and first["time"] < cut_times["up"] < second["time"], calls[token]
     stack.say(f"data host link down 10s under load (16 clients, half sync, both web hosts): answers {dict(statuses)}; "
               f"every 503 had Retry-After; {len(accepted)} accepted jobs all succeeded, 0 lost; "
               f"jobs upstream more than once: {len(repeats)}")
-    for token in repeats[:5]:
-        stack.say(f"  ran twice: {token}: {calls_of(stack, 'link')[token]}")
+    for token in repeats[:3]:
+        first, second = calls[token]
+        stack.say(f"  ran twice: {token}: call 1 on {first['host']} {cut_times['up'] - first['time']:.1f}s before the "
+                  f"link returned, call 2 on {second['host']} {second['time'] - cut_times['up']:.1f}s after (why: "
+                  f"the outage outlasted the {LEASE}s lease; the first attempt could not record its result)")
 
 
 # -- rolling restart ----------------------------------------------------------------------
@@ -342,6 +356,7 @@ def test_rolling_restart_sigterm_worker_host(hosts) -> None:
             code[0], seconds[0] = stack.stop_role(victim, "worker", timeout=GRACE + 10)
         stopper = threading.Thread(target=term, daemon=True)
         stopper.start()
+        time.sleep(0.5)  # the signal has reached the worker
         later = run_threads(20, lambda i: submit(stack, ("web1", "web2")[i % 2], f"mh:{scenario}:{40 + i}"),
                             timeout=60)
         stopper.join(GRACE + 20)
@@ -350,8 +365,11 @@ def test_rolling_restart_sigterm_worker_host(hosts) -> None:
         assert Counter(r["status"] for r in rows.values()) == {"succeeded": 60}
         assert code[0] == 0 and seconds[0] < GRACE, (code[0], seconds[0])
         calls = calls_of(stack, scenario)
-        after_term = [t for t, c in calls.items() for call in c if call["host"] == victim and call["time"] > term_at + 0.5]
-        assert not after_term, f"{victim} took new jobs after SIGTERM: {after_term}"
+        # Jobs submitted after the SIGTERM never reach the stopping host (a delivery that
+        # arrives anyway is rejected back to the queue, unclaimed: workers/lifecycle.py).
+        late_on_victim = [t for t, c in calls.items() if int(t.rsplit(":", 1)[1]) >= 40
+                          for call in c if call["host"] == victim]
+        assert not late_on_victim, f"{victim} took new jobs after SIGTERM: {late_on_victim}"
         repeats = trace_repeats(stack, scenario, ids, rows, t0)
         for token, job_calls in calls.items():
             if len(job_calls) > 1:  # handed back at the end of the grace, then run by the other host
@@ -360,7 +378,7 @@ def test_rolling_restart_sigterm_worker_host(hosts) -> None:
             assert not repeats, repeats
         stack.say(f"rolling restart ({phase}: upstream {latency:g}s, WORKER_SHUTDOWN_GRACE_SECONDS={WORKER_GRACE}): "
                   f"SIGTERM {victim} with jobs running -> exit {code[0]} after {seconds[0]:.1f}s; 60 jobs succeeded, "
-                  f"0 failed; new jobs on {victim} after SIGTERM: 0; handed back and re-run on {other}: {len(repeats)}")
+                  f"0 failed; of 20 jobs submitted after SIGTERM, 0 ran on {victim}; handed back and re-run on {other}: {len(repeats)}")
         for line in repeats[:3]:
             stack.say(f"  ran twice: {line} (why: still upstream when the grace ended; handed back, not lost)")
         stack.restore(extras=[EXTRA_BEAT])  # the host comes back before the next one goes
@@ -369,7 +387,9 @@ def test_rolling_restart_sigterm_worker_host(hosts) -> None:
 # -- two beats ----------------------------------------------------------------------------
 def _log_sum(stack: MultiHostStack, key: str) -> int:
     text = stack.log("wk1", "worker") + stack.log("wk2", "worker")
-    return sum(int(n) for n in re.findall(rf"'{key}': (\d+)", text))
+    # The services' own lines ("sweep: {…}", "retention: {…}"), not the task's return value
+    # that Celery logs too.
+    return sum(int(n) for n in re.findall(rf"(?:sweep|retention): {{[^}}]*'{key}': (\d+)", text))
 
 
 def test_two_beats_do_not_double_act(hosts) -> None:
@@ -403,7 +423,7 @@ def test_two_beats_do_not_double_act(hosts) -> None:
     results = dict(stack.sql("SELECT id::text, result::text FROM generation_job WHERE id::text = ANY(%s)",
                              (list(ids.values()),)))
     files = [stack.workdir / "media" / key for r in results.values() for key in re.findall(r'"([^"]+\.png)"', r)
-             if not key.startswith("http")]
+             if "/" in key and not key.startswith("http")]
     assert files and all(f.exists() for f in files)
     stack.sql("UPDATE generation_job SET finished_at = finished_at - interval '3 days' WHERE id::text = ANY(%s) "
               "RETURNING id", (list(ids.values()),))
