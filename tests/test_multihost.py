@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import threading
@@ -20,7 +21,7 @@ from collections import Counter
 import pytest
 
 from bench.load import Request, Response, Sample, closed_loop
-from tests.multihost import MultiHostStack, job_body, run_threads, skip_reason, wait_for
+from tests.multihost import TOKEN, MultiHostStack, job_body, run_threads, skip_reason, wait_for
 
 pytestmark = [pytest.mark.multihost]
 
@@ -73,8 +74,12 @@ def hosts(stack, capsys):  # type: ignore[no-untyped-def]
 
 
 def _say(capsys, line: str) -> None:  # type: ignore[no-untyped-def]
+    """Print a figure line past pytest's capture (and to MULTIHOST_FIGURES: make bench-multihost)."""
     with capsys.disabled():
         print(f"[multihost] {line}", flush=True)
+    if os.environ.get("MULTIHOST_FIGURES"):
+        with open(os.environ["MULTIHOST_FIGURES"], "a") as out:
+            out.write(f"[multihost] {line}\n")
 
 
 def submit(stack: MultiHostStack, host: str, token: str, *, sync: bool = False, headers: dict | None = None,
@@ -92,7 +97,13 @@ def wait_finished(stack: MultiHostStack, ids: list[str], timeout: float) -> dict
         except Exception:  # noqa: BLE001 - the data host may still be unreachable
             return None
         return rows if len(rows) == len(ids) and all(r["status"] in FINISHED for r in rows.values()) else None
-    return wait_for(done, timeout, f"{len(ids)} jobs to finish", interval=0.5)
+    try:
+        return wait_for(done, timeout, f"{len(ids)} jobs to finish", interval=0.5)
+    except AssertionError as exc:  # say where they are stuck
+        rows = stack.jobs(ids)
+        stuck = Counter((r["status"], r["attempts"]) for r in rows.values() if r["status"] not in FINISHED)
+        raise AssertionError(f"{exc}: unfinished (status, attempts): {dict(stuck)}; workers answering: "
+                             f"{sorted(stack.workers_answering())}; logs in {stack.workdir}") from None
 
 
 def calls_of(stack: MultiHostStack, scenario: str) -> dict[str, list[dict]]:
@@ -291,6 +302,7 @@ def test_data_host_link_down_10s_under_load(hosts) -> None:
         return [s for samples, _, _ in results for s in samples]
 
     cut_times: dict[str, float] = {}
+    republished_before = _log_sum(stack, "republished")
 
     def cut() -> None:
         time.sleep(4)
@@ -320,20 +332,46 @@ def test_data_host_link_down_10s_under_load(hosts) -> None:
     assert not lost, lost
     calls = calls_of(stack, "link")
     repeats = [t for t, c in calls.items() if len(c) > 1]
+    ids_by_token = {tok: job for tok, job in _tokens_to_ids(stack, repeats).items()}
+    rows_repeated = stack.jobs(ids_by_token.values())
+    causes = Counter()
     for token in repeats:
-        # Explained only by the outage: the first attempt was upstream before the link came
-        # back, could not renew its lease (6 s < 10 s) nor record its result, so the sweep
-        # re-queued it after the link returned and a second attempt ran (and won).
         first, second = calls[token][:2]
-        assert len(calls[token]) == 2 and first["time"] < cut_times["up"] < second["time"], calls[token]
+        assert len(calls[token]) == 2 and rows_repeated[ids_by_token[token]]["attempts"] == 2, calls[token]
+        if first["time"] < cut_times["up"] < second["time"]:
+            # The first attempt was upstream when the link went: it could not renew its
+            # lease (6 s < 10 s) nor record its result; the sweep re-queued it once the
+            # link was back and a second attempt ran (and won).
+            causes["lease expired during the outage"] += 1
+        else:
+            # Both calls after the link returned: the first claim's UPDATE sat in a TCP
+            # connection the outage froze and ran when the link came back, with a lease
+            # computed before the outage (already expired); the next sweep re-queued it.
+            assert cut_times["up"] < first["time"], calls[token]
+            causes["claim delayed by the outage, its lease already expired"] += 1
+            stack.say(f"  delayed claim: job {ids_by_token[token]} calls {calls[token]}")
+    republished = _log_sum(stack, "republished") - republished_before
     stack.say(f"data host link down 10s under load (16 clients, half sync, both web hosts): answers {dict(statuses)}; "
-              f"every 503 had Retry-After; {len(accepted)} accepted jobs all succeeded, 0 lost; "
+              f"every 503 had Retry-After; {len(accepted)} accepted jobs all succeeded, 0 lost; re-published by the "
+              f"sweep (delivery lost with a worker's broker connection): {republished}; "
               f"jobs upstream more than once: {len(repeats)}")
+    stack.say(f"  ran twice, by cause: {dict(causes)}")
     for token in repeats[:3]:
         first, second = calls[token]
-        stack.say(f"  ran twice: {token}: call 1 on {first['host']} {cut_times['up'] - first['time']:.1f}s before the "
-                  f"link returned, call 2 on {second['host']} {second['time'] - cut_times['up']:.1f}s after (why: "
-                  f"the outage outlasted the {LEASE}s lease; the first attempt could not record its result)")
+        stack.say(f"  ran twice: job {ids_by_token[token]} ({token}): call 1 on {first['host']} at "
+                  f"{first['time'] - cut_times['up']:+.1f}s from the link's return, call 2 on {second['host']} at "
+                  f"{second['time'] - cut_times['up']:+.1f}s")
+
+
+def _tokens_to_ids(stack: MultiHostStack, tokens: list[str]) -> dict[str, str]:
+    """The job ids of these prompt tokens (from the stored request)."""
+    found = {}
+    for job_id, request in stack.sql("SELECT id::text, request::text FROM generation_job WHERE request::text LIKE %s",
+                                     ("%mh:link:%",)):
+        match = TOKEN.search(request)
+        if match and match.group(0) in tokens:
+            found[match.group(0)] = job_id
+    return found
 
 
 # -- rolling restart ----------------------------------------------------------------------
