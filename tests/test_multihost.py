@@ -142,7 +142,9 @@ def run_batch(stack: MultiHostStack, scenario: str, count: int) -> tuple[float, 
     rows = wait_finished(stack, ids, timeout=120)
     ((span,),) = stack.sql("SELECT extract(epoch FROM max(finished_at) - min(created_at)) FROM generation_job "
                            "WHERE id::text = ANY(%s)", (ids,))
-    hosts = Counter(c["host"] for calls in calls_of(stack, scenario).values() for c in calls)
+    calls = calls_of(stack, scenario)
+    assert len(calls) == count and all(len(c) == 1 for c in calls.values()), "a job ran upstream twice"
+    hosts = Counter(c["host"] for job_calls in calls.values() for c in job_calls)
     return count / float(span), dict(hosts), rows
 
 
