@@ -58,3 +58,9 @@ bench-multihost: $(STAMP)
 	@rm -f bench/results/multihost.txt
 	MULTIHOST_FIGURES=bench/results/multihost.txt \
 	  $(PY) -m banatie.runner --no-dotenv -- $(PY) -m pytest tests/test_multihost.py -m multihost -rs $(PYTEST_ARGS)
+
+# GET /api/usage over the figures of 1,000,000 jobs (bench/usage.py; a scratch SQLite
+# database unless DATABASE_URL names an empty one).
+.PHONY: bench-usage
+bench-usage: $(STAMP)
+	$(PY) -m bench.usage

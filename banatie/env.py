@@ -5,6 +5,7 @@ bad value stops start-up with a message an operator can act on.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -115,6 +116,31 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise _bad(name, value, "one of " + ", ".join(choices))
     return value
+
+
+def env_prices(name: str, defaults: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Prices per model in USD, JSON: {"model": {"input": per 1M input tokens, "output": per 1M
+    output tokens, "image": optional, per image instead of output tokens}}. The models named
+    replace their defaults; the others keep theirs."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {model: dict(price) for model, price in defaults.items()}
+    expected = ('JSON like {"gemini-2.5-flash-image": {"input": 0.30, "output": 30}}: per model, USD per 1M '
+                'input and output tokens (numbers >= 0), and optionally "image": USD per image')
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise _bad(name, raw, expected) from None
+    if not isinstance(value, dict):
+        raise _bad(name, raw, expected)
+    prices = {model: dict(price) for model, price in defaults.items()}
+    for model, price in value.items():
+        if (not isinstance(price, dict) or not {"input", "output"} <= price.keys()
+                or not price.keys() <= {"input", "output", "image"}
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in price.values())):
+            raise _bad(name, raw, expected)
+        prices[model] = {key: float(v) for key, v in price.items()}
+    return prices
 
 
 def var_dir() -> Path:

@@ -52,10 +52,26 @@ class ErrorSerializer(serializers.Serializer):
     jobId = serializers.UUIDField(required=False, help_text="When the error is a job's outcome: the job (GET /api/jobs/{jobId}).")
 
 
+class OpenAIErrorDetailSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="What was wrong and how to fix it.")
+    type = serializers.CharField(help_text="invalid_request_error, authentication_error, permission_error, "
+                                           "rate_limit_error or server_error.")
+    param = serializers.CharField(allow_null=True, help_text="The offending parameter, if any.")
+    code = serializers.CharField(help_text="Our stable code (docs/errors.md), e.g. content_blocked.")
+
+
+class OpenAIErrorSerializer(serializers.Serializer):
+    error = OpenAIErrorDetailSerializer()
+
+
+# The OpenAI-compatible routes answer errors in OpenAI's shape (apps/openai_compat/shapes.py).
+OPENAI_PREFIX = "/v1/"
+
+
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: the body names each field that is wrong.",
     401: "Missing, malformed, unknown, expired or revoked API key.",
-    403: "Forbidden (e.g. a project key on an admin route).",
+    403: "Forbidden (e.g. a project key on an admin route, a master key on /v1).",
     404: "Not found.",
     405: "Method not allowed here.",
     406: "The Accept header asks for a type this route cannot answer with.",
@@ -69,13 +85,20 @@ ERROR_DESCRIPTIONS = {
     500: "Server error; report the requestId.",
     502: "The upstream model returned something unusable.",
     503: "A dependency (queue, rate limiter, upstream) is unavailable; see Retry-After.",
-    504: "The job ran past its time limit.",
+    504: "The job ran past its time limit (on /v1 also: it did not finish within OPENAI_COMPAT_WAIT_SECONDS).",
 }
 
 
 def errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
     # Errors are JSON whatever else the view renders (the event stream's are too).
     return {(status, "application/json"): OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status])
+            for status in statuses}
+
+
+def openai_errors(*statuses: int) -> dict[tuple[int, str], OpenApiResponse]:
+    """The same statuses in OpenAI's error shape (the /v1 routes)."""
+    return {(status, "application/json"): OpenApiResponse(OpenAIErrorSerializer,
+                                                          description=ERROR_DESCRIPTIONS[status])
             for status in statuses}
 
 
@@ -108,9 +131,10 @@ CANCEL_AFTER = OpenApiParameter(
 _HEADER = {"schema": {"type": "string"}}
 
 
-def _error_response(status: int) -> dict[str, Any]:
+def _error_response(status: int, path: str = "") -> dict[str, Any]:
+    schema = "OpenAIError" if path.startswith(OPENAI_PREFIX) else "Error"
     return {"description": ERROR_DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
 
 
 def _header(description: str, *, required: bool) -> dict[str, Any]:
@@ -118,8 +142,9 @@ def _header(description: str, *, required: bool) -> dict[str, Any]:
 
 
 # Statuses of a rate-limited operation answered before the budget is read (the body guard
-# refuses 411/413 first; a 503 may be the counter store itself being down).
-_BEFORE_BUDGET = {"411", "413", "503"}
+# refuses 411/413 first; DRF negotiates the content type (406) and checks permissions (403)
+# before it throttles; a 503 may be the counter store itself being down).
+_BEFORE_BUDGET = {"403", "406", "411", "413", "503"}
 
 
 def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
@@ -135,10 +160,10 @@ def add_common_headers(result: dict[str, Any], generator: Any, request: Any, pub
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
-            responses.setdefault("406", _error_response(406))
+            responses.setdefault("406", _error_response(406, path))
             if "requestBody" in operation or method in ("post", "put", "patch"):
-                responses.setdefault("411", _error_response(411))
-                responses.setdefault("413", _error_response(413))
+                responses.setdefault("411", _error_response(411, path))
+                responses.setdefault("413", _error_response(413, path))
             limited = (path, method) in limited_ops
             for status, response in responses.items():
                 headers = response.setdefault("headers", {})
@@ -204,7 +229,7 @@ def only_api_routes(endpoints: list[tuple]) -> list[tuple]:
     the optional trailing slash the URL patterns accept."""
     cleaned = []
     for path, path_regex, method, callback in endpoints:
-        if not (path.startswith("/api/") or path.startswith("/health")):
+        if not (path.startswith("/api/") or path.startswith("/health") or path.startswith(OPENAI_PREFIX)):
             continue  # the admin, and the catch-all JSON 404
         cleaned.append((path.rstrip("?").rstrip("/") or path, path_regex, method, callback))
     return cleaned

@@ -160,6 +160,20 @@ class ChoiceListField(serializers.Field):
         return value
 
 
+class QueryParamsSerializer(StrictSerializer):
+    """Query parameters: each sent once (a repeated one is a 400 naming it), except the
+    ChoiceListFields, which take several values."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "lists"):
+            lists = {name for name, field in self.fields.items() if isinstance(field, ChoiceListField)}
+            repeated = {name: [f"Send {name} once."] for name, values in data.lists()
+                        if len(values) > 1 and name in self.fields and name not in lists}
+            if repeated:
+                raise serializers.ValidationError(repeated)
+        return super().to_internal_value(data)
+
+
 class InstantField(serializers.DateTimeField):
     """An ISO 8601 instant in a query string, as UTC. A naive one is UTC. A value whose UTC
     form falls outside what a datetime holds (0001-01-01T00:00+05:00) is clamped to the

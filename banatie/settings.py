@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from banatie.env import (
-    env_bool, env_choice, env_float, env_int, env_list, env_rate, env_seconds_list, env_str, env_url, shutdown_grace_seconds, var_dir,
+    env_bool, env_choice, env_float, env_int, env_list, env_prices, env_rate, env_seconds_list, env_str, env_url, shutdown_grace_seconds, var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,10 +49,15 @@ INSTALLED_APPS = [
     "apps.generation",
     "apps.prompts",
     "apps.webhooks",
+    "apps.usage",
+    "apps.openai_compat",
 ]
 
 MIDDLEWARE = [
     "banatie.middleware.RequestIdMiddleware",
+    # Outside everything that may answer an error (the body guard, the views, Django's 404):
+    # on /v1/* it re-shapes our error body into OpenAI's.
+    "apps.openai_compat.middleware.OpenAIErrorShapeMiddleware",
     # Before the body guard, so a browser can read even a 413.
     "corsheaders.middleware.CorsMiddleware",
     "banatie.middleware.BodySizeLimitMiddleware",
@@ -157,6 +162,8 @@ WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 1000, minimum=1, maximum=1000
 
 # --- jobs ----------------------------------------------------------------------------
 SYNC_WAIT_SECONDS = env_float("SYNC_WAIT_SECONDS", 60.0, minimum=0.0, maximum=3600.0)
+# /v1/images/* cannot answer 202 (the OpenAI SDK does not poll): they wait this long, then 504 job_timeout.
+OPENAI_COMPAT_WAIT_SECONDS = env_float("OPENAI_COMPAT_WAIT_SECONDS", 300.0, minimum=1.0, maximum=3600.0)
 # The job's own deadline: no upstream call starts after it, and each call's timeout is cut
 # to the time left (apps/jobs/deadline.py); Celery's limits below are the backstop.
 JOB_SOFT_TIME_LIMIT = env_int("JOB_SOFT_TIME_LIMIT", 120, minimum=1, maximum=3600)
@@ -272,7 +279,26 @@ GEMINI_API_KEY = env_str("GEMINI_API_KEY")
 GEMINI_BASE_URL = env_url("GEMINI_BASE_URL")
 # v1beta: where Google documents image generation (imageConfig); the SDK's own default is v1.
 GEMINI_API_VERSION = env_choice("GEMINI_API_VERSION", "v1beta", ("v1beta", "v1", "v1alpha"))
-GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL", "gemini-2.5-flash-image")
+# The image models a request may choose (`model`); the first is the default. GEMINI_IMAGE_MODEL
+# names the default explicitly; set alone to a model the default list lacks, it is put first
+# (so a deployment that only set GEMINI_IMAGE_MODEL keeps working), but both set and
+# disagreeing is a configuration error.
+_DEFAULT_IMAGE_MODELS = "gemini-2.5-flash-image,gemini-3-pro-image-preview,gemini-3.1-flash-image-preview"
+GEMINI_IMAGE_MODEL = env_str("GEMINI_IMAGE_MODEL")
+GEMINI_IMAGE_MODELS = env_list("GEMINI_IMAGE_MODELS", _DEFAULT_IMAGE_MODELS)
+if not GEMINI_IMAGE_MODELS:
+    raise ImproperlyConfigured("Environment variable GEMINI_IMAGE_MODELS must name at least one model.")
+if not GEMINI_IMAGE_MODEL:
+    GEMINI_IMAGE_MODEL = GEMINI_IMAGE_MODELS[0]
+elif GEMINI_IMAGE_MODEL not in GEMINI_IMAGE_MODELS:
+    if env_str("GEMINI_IMAGE_MODELS"):
+        raise ImproperlyConfigured(
+            f"Environment variable GEMINI_IMAGE_MODEL={GEMINI_IMAGE_MODEL!r} is not one of GEMINI_IMAGE_MODELS "
+            f"({', '.join(GEMINI_IMAGE_MODELS)}); add it there or leave GEMINI_IMAGE_MODEL unset.")
+    GEMINI_IMAGE_MODELS = [GEMINI_IMAGE_MODEL, *GEMINI_IMAGE_MODELS]
+else:
+    # The default model comes first (GET /v1/models lists it first).
+    GEMINI_IMAGE_MODELS = [GEMINI_IMAGE_MODEL, *(m for m in GEMINI_IMAGE_MODELS if m != GEMINI_IMAGE_MODEL)]
 GEMINI_TEXT_MODEL = env_str("GEMINI_TEXT_MODEL", "gemini-2.5-flash")
 GEMINI_TIMEOUT_SECONDS = env_float("GEMINI_TIMEOUT_SECONDS", 90.0, minimum=1.0)
 # /health asks Gemini (the image model's metadata) at most once per TTL per process.
@@ -280,6 +306,15 @@ HEALTH_PROVIDER_TTL_SECONDS = env_float("HEALTH_PROVIDER_TTL_SECONDS", 60.0, min
 HEALTH_PROVIDER_TIMEOUT_SECONDS = env_float("HEALTH_PROVIDER_TIMEOUT_SECONDS", 3.0, minimum=0.1, maximum=60.0)
 # HTTP connections to Gemini per process: by default one per job a worker runs at once.
 GEMINI_MAX_CONNECTIONS = env_int("GEMINI_MAX_CONNECTIONS", WORKER_CONCURRENCY, minimum=1, maximum=100000)
+# USD per 1M tokens (input, output), from Google's price list for these models; GEMINI_PRICES
+# adds or replaces models. A model without a price gets costUsd null (warned at start-up).
+GEMINI_PRICES = env_prices("GEMINI_PRICES", {
+    "gemini-2.5-flash-image": {"input": 0.30, "output": 30.0},
+    "gemini-2.5-flash": {"input": 0.30, "output": 2.50},
+})
+# Upstream pacing across every worker of the installation (apps.jobs.pacing); 0 = no limit.
+GEMINI_MAX_CONCURRENCY = env_int("GEMINI_MAX_CONCURRENCY", 0, minimum=0, maximum=100000)
+GEMINI_MAX_RPM = env_int("GEMINI_MAX_RPM", 0, minimum=0, maximum=1000000)
 
 # --- storage -------------------------------------------------------------------------
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
@@ -417,5 +452,8 @@ SPECTACULAR_SETTINGS = {
         "TypeEnum": "apps.keys.models.KEY_TYPES",
         "WebhookEventEnum": "apps.webhooks.events.ALLOWED_EVENTS",
         "DeliveryStatusEnum": "apps.webhooks.models.WebhookDelivery.Status",
+        # /v1's output_format (png/jpeg/webp), not the enhancement options' outputFormat.
+        "ImageOutputFormatEnum": "apps.openai_compat.serializers.OUTPUT_FORMATS",
+        "ImageSizeEnum": "workers.providers.image_models.IMAGE_SIZES",
     },
 }

@@ -18,6 +18,8 @@ urlpatterns = [
     path("", include("apps.prompts.urls")),
     path("", include("apps.jobs.urls")),
     path("", include("apps.webhooks.urls")),
+    path("", include("apps.usage.urls")),
+    path("", include("apps.openai_compat.urls")),
     re_path(r"^api/schema/?$", SpectacularJSONAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/errors\.md$", infra.error_catalogue, name="error-catalogue"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

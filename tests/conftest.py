@@ -139,7 +139,8 @@ def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignor
     """Start the service as separate processes (tests/stack.py: the Procfile's gunicorn,
     Celery worker and beat, its own Redis) against the test database and the in-process
     emulator; stopped at teardown. Keyword arguments are environment variables;
-    WORKER_CONCURRENCY (default 4 here) becomes the worker's --concurrency."""
+    WORKER_CONCURRENCY (default 4 here) becomes the worker's --concurrency, WORKER_PROCESSES
+    (default 1) how many worker processes run."""
     from tests.stack import Stack
 
     started: list[Stack] = []
@@ -148,7 +149,9 @@ def stack_factory(transactional_db, emulator, tmp_path, tenants):  # type: ignor
 
     def start(**env: str) -> Stack:
         concurrency = int(env.pop("WORKER_CONCURRENCY", "4"))
-        stack = Stack(workdir=tmp_path / f"stack{len(started)}", worker_concurrency=concurrency, env={
+        processes = int(env.pop("WORKER_PROCESSES", "1"))
+        stack = Stack(workdir=tmp_path / f"stack{len(started)}", worker_concurrency=concurrency,
+                      worker_processes=processes, env={
             "DATABASE_URL": database_url(), "WEB_CONCURRENCY": "1", "LOG_LEVEL": "warning",
             "GEMINI_API_KEY": GEMINI_TEST_KEY, "GEMINI_BASE_URL": emulator.base_url, **env,
         })

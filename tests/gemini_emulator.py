@@ -17,6 +17,7 @@ In-process use::
                               http_options=types.HttpOptions(base_url=emu.base_url))
         ...
         assert emu.requests[-1]["model"] == "gemini-2.5-flash-image"
+        assert emu.requests[-1]["aspect_ratio"] == "16:9"   # also "image_size" ("2K"), None if unsent
 
 As a process::
 
@@ -130,6 +131,8 @@ _ASPECT_RATIOS = {
     "1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9",
 }
 _IMAGE_SIZES = {"1K": 1024, "2K": 2048, "4K": 4096}
+IMAGE_OUTPUT_TOKENS = 1290  # what Gemini image models report per 1K image
+REFERENCE_IMAGE_TOKENS = 258  # what Gemini counts per input image
 
 DEFAULT_TEXT_REPLY: dict[str, Any] = {
     "enhancedPrompt": "{prompt} — enhanced by emulator",
@@ -352,6 +355,9 @@ class GeminiEmulator:
         self.nodelay = nodelay
         self.render: Callable[..., bytes] = render_png_cached if cache_images else render_png
         self.served = 0  # requests received since start or the last reset(), recorded or not
+        # generateContent calls being answered now, and the most at once since the last reset().
+        self.in_flight = 0
+        self.max_in_flight = 0
         # None = any non-empty key is accepted.
         self.valid_api_keys: Optional[set[str]] = set(valid_api_keys) if valid_api_keys else None
         # Model names models.get answers 404 NOT_FOUND for (a misconfigured model name).
@@ -452,6 +458,7 @@ class GeminiEmulator:
             self._sticky = None
             self.served = 0
             self.model_lookups = 0
+            self.max_in_flight = self.in_flight
             self.unknown_models = set()
 
     @property
@@ -498,17 +505,29 @@ class GeminiEmulator:
         return any(str(m).upper() == "IMAGE" for m in mods)
 
     def envelope(self, rec: dict, candidates: Optional[list], *,
-                 candidate_tokens: int = 0) -> dict:
-        """Common response fields around ``candidates`` (omitted if None)."""
-        prompt_tokens = max(1, len(self.prompt_of(rec).split()))
+                 candidate_tokens: int = 0, image_tokens: int = 0) -> dict:
+        """Common response fields around ``candidates`` (omitted if None), with
+        ``usageMetadata`` as Gemini sends it: totals plus per-modality details (reference
+        images count 258 input tokens each; ``image_tokens`` of the output are the image's)."""
+        text_tokens = max(1, len(self.prompt_of(rec).split()))
+        inline_images = len(decode_inline_parts(rec)) if isinstance(rec.get("json"), dict) else 0
+        prompt_tokens = text_tokens + REFERENCE_IMAGE_TOKENS * inline_images
         body: dict[str, Any] = {}
         if candidates is not None:
             body["candidates"] = candidates
-        body["usageMetadata"] = {
+        usage: dict[str, Any] = {
             "promptTokenCount": prompt_tokens,
             "candidatesTokenCount": candidate_tokens,
             "totalTokenCount": prompt_tokens + candidate_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": text_tokens}]
+            + ([{"modality": "IMAGE", "tokenCount": REFERENCE_IMAGE_TOKENS * inline_images}] if inline_images else []),
         }
+        if candidate_tokens:
+            usage["candidatesTokensDetails"] = (
+                ([{"modality": "IMAGE", "tokenCount": image_tokens}] if image_tokens else [])
+                + ([{"modality": "TEXT", "tokenCount": candidate_tokens - image_tokens}]
+                   if candidate_tokens > image_tokens else []))
+        body["usageMetadata"] = usage
         body["modelVersion"] = rec.get("model") or "unknown"
         body["responseId"] = f"emu-{next(self._ids)}"
         return body
@@ -522,12 +541,14 @@ class GeminiEmulator:
             ratio = img_cfg.get("aspectRatio") or "1:1"
             long_side = _IMAGE_SIZES.get(str(img_cfg.get("imageSize") or "1K").upper(), 1024)
             png = self.render(prompt, image_size_for(ratio, long_side))
+            caption = f"Here is your image: {prompt[:60]}"
             parts = [
-                {"text": f"Here is your image: {prompt[:60]}"},
+                {"text": caption},
                 {"inlineData": {"mimeType": "image/png",
                                 "data": base64.b64encode(png).decode("ascii")}},
             ]
-            tokens = 1290  # what Gemini image models report per 1K image
+            image_tokens = IMAGE_OUTPUT_TOKENS
+            tokens = image_tokens + len(caption.split())
         else:
             mime = str(cfg.get("responseMimeType") or "text/plain").lower()
             if mime == "application/json":
@@ -537,9 +558,10 @@ class GeminiEmulator:
                 text = self.plain_text_reply.replace("{prompt}", prompt)
             parts = [{"text": text}]
             tokens = max(1, len(text.split()))
+            image_tokens = 0
         cand = {"content": {"role": "model", "parts": parts},
                 "finishReason": "STOP", "index": 0}
-        return self.envelope(rec, [cand], candidate_tokens=tokens)
+        return self.envelope(rec, [cand], candidate_tokens=tokens, image_tokens=image_tokens)
 
 
 def _fill_prompt(value: Any, prompt: str) -> Any:
@@ -564,6 +586,11 @@ def _validate_request(emu: GeminiEmulator, rec: dict) -> Optional[Reply]:
     ratio = (cfg.get("imageConfig") or {}).get("aspectRatio")
     if ratio is not None and ratio not in _ASPECT_RATIOS:
         return Reply.error(400, f"Unsupported aspect ratio: {ratio}")
+    size = (cfg.get("imageConfig") or {}).get("imageSize")
+    if size is not None and size not in _IMAGE_SIZES:
+        return Reply.error(400, f"Unsupported image size: {size}")
+    if size is not None and str(rec.get("model") or "").startswith("gemini-2.5-flash-image"):
+        return Reply.error(400, f"Image size is not supported for model {rec.get('model')}.")
     # Inline data must be valid base64 (SDK sends urlsafe base64; accept both).
     for content in body.get("contents") or []:
         for part in content.get("parts") or []:
@@ -648,6 +675,11 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                 "time": time.time(),
                 "client": self.client_address[0],
             }
+            # What the image call asked for, so tests assert on it without digging.
+            image_config = ((parsed or {}).get("generationConfig") or {}).get("imageConfig") or {} \
+                if isinstance(parsed, dict) else {}
+            rec["aspect_ratio"] = image_config.get("aspectRatio")
+            rec["image_size"] = image_config.get("imageSize")
             meta = _MODEL_RE.match(split.path) if self.command == "GET" else None
             if meta is None:
                 emu._record(rec)
@@ -684,7 +716,19 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                         "name": f"models/{name}", "displayName": name, "version": "001",
                         "supportedGenerationMethods": ["generateContent", "countTokens"]}))
                 return
-            self._send_reply(emu, rec, emu._next_reply() or Reply())
+            with emu._lock:
+                emu.in_flight += 1
+                emu.max_in_flight = max(emu.max_in_flight, emu.in_flight)
+                self._counted = True
+            try:
+                self._send_reply(emu, rec, emu._next_reply() or Reply())
+            finally:
+                with emu._lock:  # a reply already counted down as its answer started
+                    if self._counted:
+                        emu.in_flight -= 1
+                        self._counted = False
+
+        _counted = False  # this request is one of emu.in_flight
 
         def _send_reply(self, emu: GeminiEmulator, rec: dict, reply: Reply) -> None:
             # Follow delay -> then chains.
@@ -715,6 +759,10 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                 data = bytes(payload)
             else:
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+            if self._counted:  # the answer goes out now: the call is no longer in flight
+                with emu._lock:
+                    emu.in_flight -= 1
+                    self._counted = False
             self.send_response(status)
             if not any(h.lower() == "content-type" for h in headers):
                 self.send_header("Content-Type", JSON_CT)

@@ -9,6 +9,10 @@ of its requests, in order; `200|409` where the answer depends on timing). Blocks
 A ```python block after `<!-- run: receiver -->` (docs/webhooks.md) is a webhook receiver:
 it runs as a process with WEBHOOK_SECRET and PORT set, and must print the event type and job
 id of a real delivery it verified.
+
+A ```python block after `<!-- run: openai -->` (docs/openai-compatibility.md) is run as a
+process with the host replaced and $PROJECT_KEY set, through the real `openai` SDK; it must
+exit 0.
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!-- expect: ([\d |]+) -->\n)?```bash\n(.*?)```", re.S)
 RECEIVER = re.compile(r"<!-- run: receiver -->\n```python\n(.*?)```", re.S)
+OPENAI_EXAMPLE = re.compile(r"<!-- run: openai -->\n```python\n(.*?)```", re.S)
 # curl wrapper: record each request's status on stderr without touching stdout.
 PRELUDE = """curl() { command curl --write-out '%{stderr}HTTPSTATUS:%{http_code}\\n' "$@"; }\n"""
 
@@ -149,3 +154,20 @@ def test_the_webhook_receiver_example_verifies_a_real_delivery(worker, live_serv
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_openai_sdk_example_runs_against_the_server(worker, live_server, tenants, tmp_path):
+    import os
+    import sys
+
+    code = OPENAI_EXAMPLE.search((ROOT / "docs" / "openai-compatibility.md").read_text())
+    assert code, "docs/openai-compatibility.md has no openai SDK example"
+    (tmp_path / "example.py").write_text(code.group(1).replace("http://localhost:3000", live_server.url))
+    proc = subprocess.run([sys.executable, str(tmp_path / "example.py")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PROJECT_KEY": tenants.a})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith(f"{live_server.url}/api/images/project-a/") for line in lines) == 3  # 2 + the edit
+    assert lines[2].startswith("1024x683 ")
+    assert "gemini-2.5-flash-image" in lines[-1]
+    assert (tmp_path / "fox.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, as output_format asked

@@ -164,6 +164,51 @@ def test_plain_text_request(client):
     assert resp.text == "Emulated answer to: hello"
 
 
+def test_usage_metadata_has_per_modality_details_as_the_sdk_parses_them(emulator, client):
+    from workers.providers.gemini import usage_of
+
+    ref = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(ref, format="PNG")
+    resp = client.models.generate_content(
+        model="gemini-3-pro-image-preview",
+        contents=[types.Part.from_bytes(data=ref.getvalue(), mime_type="image/png"), "a red fox in snow"],
+        config=types.GenerateContentConfig(response_modalities=["TEXT", "IMAGE"],
+                                           image_config=types.ImageConfig(aspect_ratio="3:2", image_size="2K")),
+    )
+    meta = resp.usage_metadata
+    out = {d.modality: d.token_count for d in meta.candidates_tokens_details}
+    assert out[types.MediaModality.IMAGE] == 1290 and sum(out.values()) == meta.candidates_token_count
+    inp = {d.modality: d.token_count for d in meta.prompt_tokens_details}
+    assert inp == {types.MediaModality.TEXT: 5, types.MediaModality.IMAGE: 258}
+    assert meta.total_token_count == meta.prompt_token_count + meta.candidates_token_count
+    usage = usage_of(meta, image_call=True)  # what the provider stores per image
+    assert (usage.input_tokens, usage.input_text_tokens, usage.input_image_tokens) == (263, 5, 258)
+    assert (usage.output_tokens, usage.image_output_tokens) == (meta.candidates_token_count, 1290)
+    # What the call asked for, recorded as the tests read it.
+    rec = emulator.last_request
+    assert (rec["model"], rec["aspect_ratio"], rec["image_size"]) == ("gemini-3-pro-image-preview", "3:2", "2K")
+    assert Image.open(io.BytesIO(_image_parts(resp)[0].inline_data.data)).size == (2048, 1365)
+
+
+def test_image_size_on_gemini_2_5_flash_image_is_400(client):
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(
+            model="gemini-2.5-flash-image", contents="a cat",
+            config=types.GenerateContentConfig(response_modalities=["IMAGE"],
+                                               image_config=types.ImageConfig(image_size="2K")))
+    assert caught.value.code == 400
+
+
+def test_usage_without_details_counts_an_image_calls_output_as_image_tokens():
+    from workers.providers.gemini import usage_of
+
+    meta = types.GenerateContentResponseUsageMetadata(prompt_token_count=7, candidates_token_count=1300,
+                                                      total_token_count=1307)
+    usage = usage_of(meta, image_call=True)
+    assert (usage.input_text_tokens, usage.image_output_tokens, usage.total_tokens) == (7, 1300, 1307)
+    assert usage_of(None, image_call=True).total_tokens == 0
+
+
 def test_inline_reference_images_arrive_as_inline_data(emulator, client):
     ref = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(ref, format="JPEG")

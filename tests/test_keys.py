@@ -265,7 +265,8 @@ def test_me_describes_the_key_and_its_budget(api, tenants, settings):
 
 def test_me_lists_exactly_the_routes_that_count_against_the_budget(api, tenants):
     applies = api.get("/api/me", **auth(tenants.a)).json()["rateLimit"]["appliesTo"]
-    assert applies == ["POST /api/generate", "POST /api/text-to-image", "POST /api/enhance"]
+    assert applies == ["POST /api/generate", "POST /api/text-to-image", "POST /api/enhance",
+                       "POST /v1/images/generations", "POST /v1/images/edits"]
     schema = api.get("/api/schema/").json()
     limited = {f"{method.upper()} {path}" for path, item in schema["paths"].items() for method, op in item.items()
                if any("X-RateLimit-Limit" in r.get("headers", {}) for r in op["responses"].values())}

@@ -232,3 +232,13 @@ def test_offline_image_differs_for_different_prompts_ratios_and_reference_counts
 def test_offline_image_rejects_an_unknown_aspect_ratio():
     with pytest.raises(ValueError, match="16:9"):
         generate(aspect_ratio="landscape")
+
+
+def test_offline_image_follows_the_size_class_and_reports_zero_usage():
+    from workers.providers.base import Usage
+
+    for size, long_side in (("1K", 1024), ("2K", 2048), (None, 1024)):
+        image = OfflineImageProvider().generate(prompt="A red fox", reference_images=[], aspect_ratio="3:2",
+                                                model="gemini-3-pro-image-preview", image_size=size)
+        assert Image.open(io.BytesIO(image.data)).size == (long_side, round(long_side * 2 / 3))
+        assert image.usage == Usage() and image.usage.as_dict()["totalTokens"] == 0

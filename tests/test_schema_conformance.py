@@ -931,6 +931,233 @@ def _(live: Live) -> Any:
     return live.generate(headers={"HTTP_CANCEL_AFTER": "1s"})
 
 
+# /v1 (OpenAI-compatible) ---------------------------------------------------------------
+
+def bearer(key: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def v1_generate(live: Live, key: str | None = None, headers: dict[str, str] | None = None, **body: Any) -> Any:
+    payload = {"prompt": "A lighthouse on a cliff at dusk", **body}
+    return live.api.post("/v1/images/generations", payload, format="json", **bearer(key or live.tenants.a),
+                         **(headers or {}))
+
+
+def v1_edit(live: Live, key: str | None = None, headers: dict[str, str] | None = None, files: tuple = (),
+            **fields: Any) -> Any:
+    data: dict[str, Any] = {"prompt": "The same scene at night", **fields}
+    data["image"] = list(files) or [SimpleUploadedFile("ref.png", png_bytes(), content_type="image/png")]
+    return live.api.post("/v1/images/edits", data, format="multipart", **bearer(key or live.tenants.a),
+                         **(headers or {}))
+
+
+@case("openai_images_generate", 200, "urls-gemini")
+def _(live: Live) -> Any:
+    live.gemini
+    return v1_generate(live, n=2, size="1536x1024", model="dall-e-3", quality="standard", style="vivid", user="u1")
+
+
+@case("openai_images_generate", 200, "b64-jpeg-offline")
+def _(live: Live) -> Any:
+    return v1_generate(live, response_format="b64_json", output_format="jpeg", size="16:9")
+
+
+@case("openai_images_generate", 400, "bad-size")
+def _(live: Live) -> Any:
+    return v1_generate(live, size="640x480")
+
+
+@case("openai_images_generate", 400, "content-blocked")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.blocked("IMAGE_SAFETY"))
+    return v1_generate(live)
+
+
+@case("openai_images_generate", 401, "invalid-key")
+def _(live: Live) -> Any:
+    return v1_generate(live, key="bnt_" + "x" * 40)
+
+
+@case("openai_images_generate", 403, "master-key")
+def _(live: Live) -> Any:
+    return v1_generate(live, key=live.tenants.master)
+
+
+@case("openai_images_generate", 405, "get")
+def _(live: Live) -> Any:
+    return live.api.get("/v1/images/generations", **bearer(live.tenants.a))
+
+
+@case("openai_images_generate", 406, "accept-xml")
+def _(live: Live) -> Any:
+    return v1_generate(live, headers={"HTTP_ACCEPT": "application/xml"})
+
+
+@case("openai_images_generate", 409, "deadline-exceeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return v1_generate(live, headers={"HTTP_CANCEL_AFTER": "1s"})
+
+
+@case("openai_images_generate", 413, "body-too-large")
+def _(live: Live) -> Any:
+    live.settings.MAX_REQUEST_BYTES = TOO_LARGE
+    return v1_generate(live, prompt="x" * 1500)
+
+
+@case("openai_images_generate", 415, "form-body")
+def _(live: Live) -> Any:
+    return live.api.post("/v1/images/generations", {"prompt": "a cat"}, format="multipart", **bearer(live.tenants.a))
+
+
+@case("openai_images_generate", 422, "no-image-returned")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.text_only("I can't draw that."))
+    return v1_generate(live)
+
+
+@case("openai_images_generate", 429, "over-budget")
+def _(live: Live) -> Any:
+    return live.over_budget(lambda: v1_generate(live))
+
+
+@case("openai_images_generate", 502, "upstream-rejected")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.error(400, "bad model"))
+    return v1_generate(live)
+
+
+@case("openai_images_generate", 503, "upstream-unavailable")
+def _(live: Live) -> Any:
+    live.settings.UPSTREAM_MAX_ATTEMPTS = 2
+    live.gemini.fail_all(PASSING_OUTAGE)
+    return v1_generate(live)
+
+
+@case("openai_images_generate", 504, "job-timeout")
+def _(live: Live) -> Any:
+    live.settings.OPENAI_COMPAT_WAIT_SECONDS = 1
+    live.gemini.latency = 2.0
+    response = v1_generate(live)
+    _wait_all_finished()  # the job keeps running after the 504; let it end inside the test
+    return response
+
+
+@case("openai_images_edit", 200, "two-images-gemini")
+def _(live: Live) -> Any:
+    live.gemini
+    files = (SimpleUploadedFile("a.png", png_bytes(), content_type="image/png"),
+             SimpleUploadedFile("b.jpg", png_bytes(fmt="JPEG"), content_type="image/jpeg"))
+    return v1_edit(live, files=files, n="2", response_format="b64_json", output_format="webp")
+
+
+@case("openai_images_edit", 200, "one-image-offline")
+def _(live: Live) -> Any:
+    return v1_edit(live, size="1024x1792")
+
+
+@case("openai_images_edit", 400, "mask")
+def _(live: Live) -> Any:
+    return v1_edit(live, mask=SimpleUploadedFile("mask.png", png_bytes(), content_type="image/png"))
+
+
+@case("openai_images_edit", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.post("/v1/images/edits", {"prompt": "a cat"}, format="multipart")
+
+
+@case("openai_images_edit", 403, "master-key")
+def _(live: Live) -> Any:
+    return v1_edit(live, key=live.tenants.master)
+
+
+@case("openai_images_edit", 405, "get")
+def _(live: Live) -> Any:
+    return live.api.get("/v1/images/edits", **bearer(live.tenants.a))
+
+
+@case("openai_images_edit", 409, "deadline-exceeded")
+def _(live: Live) -> Any:
+    live.gemini.latency = 3.0
+    return v1_edit(live, headers={"HTTP_CANCEL_AFTER": "1s"})
+
+
+@case("openai_images_edit", 411, "chunked-body")
+def _(live: Live) -> Any:
+    return live.api.generic("POST", "/v1/images/edits", b"", content_type="multipart/form-data; boundary=x",
+                            HTTP_TRANSFER_ENCODING="chunked", **bearer(live.tenants.a))
+
+
+@case("openai_images_edit", 413, "image-too-large")
+def _(live: Live) -> Any:
+    big = png_bytes() + b"\0" * (5 * 1024 * 1024)
+    return v1_edit(live, files=(SimpleUploadedFile("huge.png", big, content_type="image/png"),))
+
+
+@case("openai_images_edit", 415, "json-body")
+def _(live: Live) -> Any:
+    return live.api.post("/v1/images/edits", {"prompt": "a cat"}, format="json", **bearer(live.tenants.a))
+
+
+@case("openai_images_edit", 422, "no-image-returned")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.text_only("I can't draw that."))
+    return v1_edit(live)
+
+
+@case("openai_images_edit", 429, "over-budget")
+def _(live: Live) -> Any:
+    return live.over_budget(lambda: v1_edit(live))
+
+
+@case("openai_images_edit", 502, "upstream-invalid-response")
+def _(live: Live) -> Any:
+    live.gemini.enqueue(Reply.not_an_image())
+    return v1_edit(live)
+
+
+@case("openai_images_edit", 503, "queue-unavailable")
+def _(live: Live) -> Any:
+    live.tenants
+    live.dead_broker()
+    return v1_edit(live)
+
+
+@case("openai_images_edit", 504, "job-timed-out")
+def _(live: Live) -> Any:
+    live.upstream_times_out()
+    return v1_edit(live)
+
+
+@case("openai_models_list", 200, "models")
+def _(live: Live) -> Any:
+    return live.api.get("/v1/models", **bearer(live.tenants.a))
+
+
+@case("openai_models_list", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/v1/models")
+
+
+@case("openai_models_list", 403, "master-key")
+def _(live: Live) -> Any:
+    return live.api.get("/v1/models", **bearer(live.tenants.master))
+
+
+@case("openai_models_list", 405, "post")
+def _(live: Live) -> Any:
+    return live.api.post("/v1/models", {}, format="json", **bearer(live.tenants.a))
+
+
+def _wait_all_finished(timeout: float = 15.0) -> None:
+    from apps.jobs.models import Job
+
+    deadline = time.monotonic() + timeout
+    while Job.objects.filter(status__in=Job.UNFINISHED).exists():
+        assert time.monotonic() < deadline, "a job did not finish"
+        time.sleep(0.05)
+
+
 # /api/jobs/{jobId} -----------------------------------------------------------------------
 
 @case("job_retrieve", 200, "generation-in-progress")
@@ -1478,6 +1705,95 @@ def live(request, api, settings, monkeypatch) -> Live:  # type: ignore[no-untype
     return Live(request, api, settings, monkeypatch)
 
 
+# --- usage and quotas ----------------------------------------------------------------------
+
+@case("usage_report", 200, "project-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?groupBy=model", **auth(live.tenants.a))
+
+
+@case("usage_report", 200, "master-key-every-project")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?groupBy=project&from=2026-01-01&to=2026-12-31", **auth(live.tenants.master))
+
+
+@case("usage_report", 400, "bad-date")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?from=2026-02-30", **auth(live.tenants.a))
+
+
+@case("usage_report", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage")
+
+
+@case("usage_report", 403, "project-key-naming-another-project")
+def _(live: Live) -> Any:
+    return live.api.get("/api/usage?projectId=project-b", **auth(live.tenants.a))
+
+
+@case("usage_report", 405, "post")
+def _(live: Live) -> Any:
+    return live.api.post("/api/usage", {}, format="json", **auth(live.tenants.a))
+
+
+@case("projects_list", 200, "master-key")
+def _(live: Live) -> Any:
+    live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 3, "monthlyBudgetUsd": None}, format="json",
+                 **auth(live.tenants.master))
+    return live.api.get("/api/admin/projects", **auth(live.tenants.master))
+
+
+@case("projects_list", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects")
+
+
+@case("projects_list", 403, "project-key")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects", **auth(live.tenants.a))
+
+
+@case("projects_list", 405, "delete")
+def _(live: Live) -> Any:
+    return live.api.delete("/api/admin/projects", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 200, "both-quotas")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 10, "monthlyBudgetUsd": 12.5},
+                        format="json", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 400, "missing-field")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 10}, format="json",
+                        **auth(live.tenants.master))
+
+
+@case("project_quota_set", 401, "missing-key")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 1, "monthlyBudgetUsd": None},
+                        format="json")
+
+
+@case("project_quota_set", 403, "project-key")
+def _(live: Live) -> Any:
+    return live.api.put("/api/admin/projects/project-a", {"dailyImageLimit": 1, "monthlyBudgetUsd": None},
+                        format="json", **auth(live.tenants.a))
+
+
+@case("project_quota_set", 405, "get")
+def _(live: Live) -> Any:
+    return live.api.get("/api/admin/projects/project-a", **auth(live.tenants.master))
+
+
+@case("project_quota_set", 415, "text-plain")
+def _(live: Live) -> Any:
+    return live.api.generic("PUT", "/api/admin/projects/project-a", "dailyImageLimit=1", content_type="text/plain",
+                            **auth(live.tenants.master))
+
+
 def _run(openapi: Conformance, request: pytest.FixtureRequest, live: Live, operation_id: str,
          scenario: Scenario, status: int) -> None:
     openapi.check(request, operation_id, scenario(live), status)
@@ -1603,3 +1919,33 @@ def test_webhook_deliveries_list(openapi, request, live, worker, scenario, statu
 @pytest.mark.parametrize("scenario,status", CASES["webhook_delivery_redeliver"])
 def test_webhook_delivery_redeliver(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "webhook_delivery_redeliver", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["usage_report"])
+def test_usage_report(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "usage_report", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["projects_list"])
+def test_projects_list(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "projects_list", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["project_quota_set"])
+def test_project_quota_set(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "project_quota_set", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["openai_images_generate"])
+def test_openai_images_generate(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "openai_images_generate", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["openai_images_edit"])
+def test_openai_images_edit(openapi, request, live, worker, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "openai_images_edit", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["openai_models_list"])
+def test_openai_models_list(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "openai_models_list", scenario, status)

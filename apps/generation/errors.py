@@ -33,3 +33,17 @@ class ReferenceImageTooLarge(ApiError):
 class ImageNotFound(NotFound):
     code = "image_not_found"
     default_message = "No image at this path."
+
+
+class ModelNotAllowed(ApiError):
+    status_code = 400
+    code = "model_not_allowed"
+    error = "Validation failed"
+    hint = "Send one of the models in details.allowed (GET /v1/models lists them), or leave model out for the default."
+
+
+class ImageSizeUnsupported(ApiError):
+    status_code = 400
+    code = "image_size_unsupported"
+    error = "Validation failed"
+    hint = "Leave imageSize out for this model, or choose a model that takes one (details.modelsWithSizes)."

@@ -5,16 +5,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.generation.services import reference_checked
+from apps.generation.services import MAX_IMAGES, image_model_resolve, image_size_checked, reference_checked
 from apps.jobs.models import Job
-from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
+from apps.jobs.serializers import StyleOptionsSerializer, prompt_field, usage_field
 from banatie.serializers import (
-    JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictSerializer,
+    JsonObjectField, OutputSerializer, StrictBooleanField, StrictCharField, StrictChoiceField, StrictIntegerField,
+    StrictSerializer,
 )
+from workers.providers.image_models import IMAGE_SIZES, OPENAI_MODEL_ALIASES
 from workers.providers.templates import IMAGE_ASPECT_RATIOS, TEMPLATES
 
 FILENAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
@@ -58,11 +61,56 @@ class EnhancementOptionsSerializer(StyleOptionsSerializer):
     template = StrictChoiceField(choices=TEMPLATES, required=False)
 
 
+class ImageModelField(StrictCharField):
+    """A model name; checked by image_model_resolve (its error lists the allowed ones). In
+    the schema: an enum of what GEMINI_IMAGE_MODELS allows now, plus the OpenAI aliases."""
+
+
+class ImageModelFieldSchema(OpenApiSerializerFieldExtension):
+    target_class = ImageModelField
+
+    def map_serializer_field(self, auto_schema, direction):  # type: ignore[no-untyped-def]
+        schema: dict[str, Any] = {"type": "string", "enum": [*settings.GEMINI_IMAGE_MODELS, *OPENAI_MODEL_ALIASES]}
+        if self.target.allow_null:
+            schema["nullable"] = True
+        return schema
+
+
+def model_field(**kwargs: Any) -> ImageModelField:
+    return ImageModelField(
+        required=False, max_length=100, **kwargs,
+        help_text="An image model from GEMINI_IMAGE_MODELS (GET /v1/models lists them); default: the first. "
+                  "dall-e-2, dall-e-3 and gpt-image-1 mean the default model.")
+
+
+def image_size_field() -> StrictChoiceField:
+    return StrictChoiceField(
+        choices=IMAGE_SIZES, required=False, source="image_size",
+        help_text="Output size class (Gemini's image_config.image_size); default: the model's own. "
+                  "Models with a fixed size (gemini-2.5-flash-image) refuse it: 400 image_size_unsupported.")
+
+
+def images_count_field() -> StrictIntegerField:
+    return StrictIntegerField(
+        required=False, default=1, min_value=1, max_value=MAX_IMAGES,
+        help_text=f"How many images (1-{MAX_IMAGES}): one upstream call each, run at once, in one job; the job "
+                  "succeeds only if every image did.")
+
+
+class ImageOptionsMixin:
+    """model / imageSize checked once every field is valid, before the request is charged."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["model"] = image_model_resolve(attrs.get("model"))
+        image_size_checked(model=attrs["model"], image_size=attrs.get("image_size"))
+        return super().validate(attrs)  # type: ignore[misc]
+
+
 class MetaSerializer(StrictSerializer):
     tags = serializers.ListField(child=StrictCharField(max_length=50), max_length=20, required=False)
 
 
-class TextToImageInputSerializer(StrictSerializer):
+class TextToImageInputSerializer(ImageOptionsMixin, StrictSerializer):
     prompt = prompt_field(min_length=3, max_length=2000)
     filename = filename_field()
     aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1", source="aspect_ratio")
@@ -70,9 +118,12 @@ class TextToImageInputSerializer(StrictSerializer):
     enhancementOptions = EnhancementOptionsSerializer(required=False, source="enhancement_options")
     # Its tags are merged into the validated data (source="*"): tags=[...].
     meta = MetaSerializer(required=False, source="*")
+    model = model_field()
+    imageSize = image_size_field()
+    n = images_count_field()
 
 
-class GenerateInputSerializer(StrictSerializer):
+class GenerateInputSerializer(ImageOptionsMixin, StrictSerializer):
     prompt = prompt_field(min_length=1, max_length=5000)
     filename = filename_field()
     files = serializers.ListField(
@@ -81,6 +132,9 @@ class GenerateInputSerializer(StrictSerializer):
     aspectRatio = StrictChoiceField(choices=IMAGE_ASPECT_RATIOS, required=False, default="1:1", source="aspect_ratio")
     autoEnhance = StrictBooleanField(required=False, default=False, source="auto_enhance")
     enhancementOptions = JsonObjectField(EnhancementOptionsSerializer, required=False, source="enhancement_options")
+    model = model_field()
+    imageSize = image_size_field()
+    n = images_count_field()
 
     def validate_files(self, files: list) -> list:
         if len(files) > settings.MAX_UPLOAD_FILES:
@@ -92,6 +146,7 @@ class GenerateInputSerializer(StrictSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Once every field is valid: what each file really is (Pillow), so a refused image
         # is refused before the request is charged or anything is stored.
+        attrs = super().validate(attrs)
         attrs["files"] = [reference_checked(upload) for upload in attrs.get("files", [])]
         return attrs
 
@@ -108,8 +163,28 @@ class PromptEnhancementOutputSerializer(OutputSerializer):
     model = serializers.CharField()
 
 
+class GeneratedImageOutputSerializer(OutputSerializer):
+    filename = serializers.CharField(help_text="The name you asked for (with -1, -2, ... when n > 1) and extension.")
+    filepath = serializers.CharField(source="storageKey")
+    url = serializers.SerializerMethodField(help_text="Absolute URL of the image (GET /api/images/<filepath>).")
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    contentType = serializers.ChoiceField(choices=["image/png", "image/jpeg", "image/webp"])
+    description = serializers.CharField(allow_blank=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, image: dict[str, Any]) -> str:
+        return self.context["request"].build_absolute_uri(f"/api/images/{image['storageKey']}")
+
+
+def result_images(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every image of a generation result; a result stored before `images` existed is one."""
+    return result.get("images") or [result]
+
+
 class GenerationDataOutputSerializer(OutputSerializer):
     omit_when_empty = ("promptEnhancement",)
+    omit_when_none = ("usage",)
 
     filename = serializers.CharField(source="result.filename",
                                      help_text="The name you asked for, with the image's extension.")
@@ -128,6 +203,13 @@ class GenerationDataOutputSerializer(OutputSerializer):
                                           choices=["image/png", "image/jpeg", "image/webp"])
     promptEnhancement = PromptEnhancementOutputSerializer(source="result.promptEnhancement", required=False,
                                                           help_text="Present when autoEnhance ran.")
+    usage = usage_field()
+    images = serializers.SerializerMethodField(
+        help_text="Every image of the job (n of them; the fields above repeat the first).")
+
+    @extend_schema_field(GeneratedImageOutputSerializer(many=True))
+    def get_images(self, job: Job) -> list[dict[str, Any]]:
+        return GeneratedImageOutputSerializer(result_images(job.result), many=True, context=self.context).data
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, job: Job) -> str:

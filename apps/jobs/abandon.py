@@ -17,7 +17,7 @@ class Abandoned(Exception):
     """The job is no longer this attempt's to finish; its work was abandoned."""
 
 
-def _gevent_patched() -> bool:
+def gevent_patched() -> bool:
     try:
         from gevent import monkey
     except ImportError:  # pragma: no cover - gevent is a requirement
@@ -53,7 +53,7 @@ def run_abandonable(
             discard(outcome[1])
         wake.set()
 
-    if _gevent_patched():
+    if gevent_patched():
         import gevent
 
         runner: Any = gevent.spawn(target)
@@ -80,7 +80,7 @@ def run_abandonable(
         # the work must not outlive it holding an upstream connection.
         with lock:
             abandoned.set()
-        if _gevent_patched() and "outcome" not in box:
+        if gevent_patched() and "outcome" not in box:
             runner.kill(block=False)
         raise
     ok, value = box["outcome"]

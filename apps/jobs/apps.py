@@ -1,4 +1,9 @@
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
+
+logger = logging.getLogger("apps.jobs")
 
 
 class JobsConfig(AppConfig):
@@ -15,3 +20,8 @@ class JobsConfig(AppConfig):
         from workers.providers import provider_health
 
         register_check("provider", provider_health)
+        from apps.jobs.metering import unpriced_models
+
+        # A missing price is no reason to refuse to start: those jobs get costUsd null.
+        for model in unpriced_models([settings.GEMINI_IMAGE_MODEL, settings.GEMINI_TEXT_MODEL]):
+            logger.warning("GEMINI_PRICES has no price for %s: its jobs will show costUsd null", model)

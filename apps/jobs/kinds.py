@@ -36,6 +36,14 @@ class JobKind:
     # The serializer that renders `data`, for the OpenAPI schema: GET /api/jobs/{id} is one
     # variant per kind, discriminated by `kind`, so generated clients get typed results.
     data_schema: type[Serializer] | None = None
+    # The Gemini model the job's first upstream call goes to, or None when it makes none
+    # (the offline provider). Jobs of a kind that says wait for an upstream slot
+    # (apps.jobs.pacing) while still queued.
+    upstream_model: Callable[[Job], str | None] | None = None
+    # How many images a succeeded job's result holds (the `images` of its usage).
+    images: Callable[[dict[str, Any]], int] = lambda _result: 0
+    # How many images a job of this request asks for (what quotas count while it runs).
+    images_asked: Callable[[dict[str, Any]], int] = lambda _request: 0
 
 
 _KINDS: dict[str, JobKind] = {}

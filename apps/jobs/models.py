@@ -50,6 +50,8 @@ class Job(models.Model):
     # The client's Cancel-After, as an instant: past it the job ends canceled (deadline).
     cancel_after = models.DateTimeField(null=True, blank=True)
     cancel_reason = models.CharField(max_length=16, choices=CancelReason.choices, blank=True, default="")
+    # What its upstream calls consumed and cost, once it ended (apps.jobs.metering); null before.
+    usage = models.JSONField(null=True, blank=True)
     # When retention deleted what the job stored (IMAGE_RETENTION_DAYS); the row may stay longer.
     stored_released_at = models.DateTimeField(null=True, blank=True)
 

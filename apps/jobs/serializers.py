@@ -14,8 +14,8 @@ from apps.jobs.kinds import kind_get, kind_names
 from apps.jobs.models import Job
 from apps.jobs.selectors import job_queue_position
 from banatie.serializers import (
-    ChoiceListField, InstantField, IsoDateTimeField, OutputSerializer, StrictCharField, StrictChoiceField,
-    StrictSerializer, WholeObjectField, page_cursor_field, page_limit_field,
+    ChoiceListField, InstantField, IsoDateTimeField, OutputSerializer, QueryParamsSerializer, StrictCharField,
+    StrictChoiceField, StrictSerializer, WholeObjectField, page_cursor_field, page_limit_field,
 )
 from workers.providers.templates import OUTPUT_FORMATS
 
@@ -50,7 +50,7 @@ class StyleOptionsSerializer(StrictSerializer):
 # GET /api/jobs query parameters (validated into jobs_list_for_key's keyword arguments). An
 # empty parameter (limit=) counts as not sent; a parameter sent twice is refused (which one
 # would win is not obvious), except a list (status), whose values add up.
-class JobListInputSerializer(StrictSerializer):
+class JobListInputSerializer(QueryParamsSerializer):
     projectId = StrictCharField(required=False, max_length=100, source="project_id", help_text=(
         "Master keys: list this project's jobs instead of the master keys' own. A project key may only pass "
         "its own project's id."))
@@ -69,14 +69,6 @@ class JobListInputSerializer(StrictSerializer):
         # Kinds register when the apps are ready, after this class was defined.
         self.fields["kind"].choices = kind_names()
 
-    def to_internal_value(self, data: Any) -> Any:
-        if hasattr(data, "lists"):
-            lists = {name for name, field in self.fields.items() if isinstance(field, ChoiceListField)}
-            repeated = {name: [f"Send {name} once."] for name, values in data.lists()
-                        if len(values) > 1 and name in self.fields and name not in lists}
-            if repeated:
-                raise serializers.ValidationError(repeated)
-        return super().to_internal_value(data)
 
 
 # --- output ----------------------------------------------------------------------------
@@ -170,8 +162,29 @@ class QueuePositionField(WholeObjectField):
         return job_queue_position(job)
 
 
+class JobUsageOutputSerializer(OutputSerializer):
+    """What a finished job's upstream calls consumed (apps.jobs.metering)."""
+
+    model = serializers.CharField(allow_null=True, help_text=(
+        "The image model (the text model for an enhancement job); null when the job never got that far."))
+    images = serializers.IntegerField(help_text="Images the job delivered.")
+    inputTokens = serializers.IntegerField(help_text="Input tokens of all its upstream calls (Gemini's usage_metadata).")
+    outputTokens = serializers.IntegerField(help_text="Output tokens of all its upstream calls.")
+    imageOutputTokens = serializers.IntegerField(help_text="The output tokens that were image tokens.")
+    totalTokens = serializers.IntegerField(help_text="All tokens Gemini counted.")
+    costUsd = serializers.FloatField(allow_null=True, help_text=(
+        "USD from GEMINI_PRICES when the job ended (6 decimals); 0 on the offline provider; "
+        "null when a model it called has no price."))
+
+
+def usage_field() -> JobUsageOutputSerializer:
+    # Left out (omit_when_none) until the job ends, and for jobs that ended before usage was kept.
+    return JobUsageOutputSerializer(required=False, help_text=(
+        "What the job's upstream calls consumed and cost; present once it ended."))
+
+
 class JobDetailOutputSerializer(OutputSerializer):
-    omit_when_none = ("data", "error")
+    omit_when_none = ("data", "error", "usage")
 
     success = serializers.SerializerMethodField()
     jobId = serializers.UUIDField(source="id")
@@ -187,6 +200,7 @@ class JobDetailOutputSerializer(OutputSerializer):
     cancelReason = serializers.ChoiceField(source="cancel_reason_or_none", choices=Job.CancelReason.choices, allow_null=True)
     cancelAfter = IsoDateTimeField(source="cancel_after", allow_null=True,
                                    help_text="The job's Cancel-After deadline as an instant; null without one.")
+    usage = usage_field()
     data = JobDataField()
     error = JobFailureField()
 

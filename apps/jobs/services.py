@@ -46,9 +46,13 @@ from apps.jobs.heartbeat import job_running, running_jobs_take
 from apps.jobs.idempotency import Idempotency
 from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
+from apps.jobs.metering import CallUsage, job_metered, usage_summary
 from apps.jobs.options import JobOptions
+from apps.jobs.pacing import pacing_limited, slot_take, upstream_slot_reserved
 from apps.jobs.task_names import JOB_RUN
-from apps.jobs.transitions import JOB_CANCELED, JOB_FAILED, JOB_STARTED, JOB_SUCCEEDED, transition_run
+from apps.jobs.transitions import (
+    JOB_CANCELED, JOB_CREATED, JOB_FAILED, JOB_STARTED, JOB_SUCCEEDED, transition_run,
+)
 from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_changed, signal_job_done
 from apps.keys.models import ApiKey
 from banatie.celery import app as celery_app
@@ -91,22 +95,32 @@ def job_create(
             return JobCreated(existing, replayed=True)
     payload = request() if callable(request) else request
     now = timezone.now()
+    job = Job(
+        api_key=key, project_id=key.project_scope, kind=kind, request=payload,
+        created_at=now, enqueued_at=now,
+        cancel_after=now + options.cancel_after if options.cancel_after else None,
+        idempotency_key=idempotency.key if idempotency else None,
+        request_hash=idempotency.fingerprint if idempotency else "",
+    )
+
+    def insert() -> bool:
+        job.save(force_insert=True)
+        transaction.on_commit(lambda: job_enqueue(job=job))  # at once when no transaction is open
+        return True
+
     try:
-        with transaction.atomic():
-            job = Job.objects.create(
-                api_key=key, project_id=key.project_scope, kind=kind, request=payload,
-                created_at=now, enqueued_at=now,
-                cancel_after=now + options.cancel_after if options.cancel_after else None,
-                idempotency_key=idempotency.key if idempotency else None,
-                request_hash=idempotency.fingerprint if idempotency else "",
-            )
-            transaction.on_commit(lambda: job_enqueue(job=job))
+        # A listener (the usage app's quotas) may refuse the job: it raises, nothing is inserted.
+        transition_run(job, JOB_CREATED, insert)
     except IntegrityError:
         existing = _idempotent_original(key=key, idempotency=idempotency) if idempotency else None
         if existing is None:
+            job_kind.release_request(payload)
             raise
         job_kind.release_request(payload)  # the original job has its own copies
         return JobCreated(existing, replayed=True)
+    except BaseException:
+        job_kind.release_request(payload)  # refused or not stored: keep none of its uploads
+        raise
     return JobCreated(job, replayed=False)
 
 
@@ -250,6 +264,11 @@ def job_run(*, job_id: str) -> None:
 
     Raises ClaimUnavailable when the database cannot be reached to claim the job (the
     task retries). No database connection is held while the job's upstream calls run."""
+    with upstream_slot_reserved(_upstream_slot_wait(job_id)):
+        _job_run(job_id)
+
+
+def _job_run(job_id: str) -> None:
     try:
         job = job_claim(job_id=job_id)
     except DatabaseError as exc:
@@ -260,22 +279,77 @@ def job_run(*, job_id: str) -> None:
     connection_release()
     kind = kind_get(job.kind)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
-        outcome = {"status": Job.Status.FAILED, **_too_many_attempts(job.attempts - 1)}
+        outcome = {"status": Job.Status.FAILED, "usage": _usage(job, []), **_too_many_attempts(job.attempts - 1)}
     else:
         wake = threading.Event()  # set when the job may have been canceled
         # The heartbeat keeps the lease while it runs; a cancel's signal or a beat that finds
         # the job gone wakes this attempt.
-        with job_running(job, wake), job_done_watch(job_id, wake):
+        with job_running(job, wake), job_done_watch(job_id, wake), job_metered() as meter:
             try:
                 outcome = _outcome(job, kind.run, wake)
             except Abandoned:
                 logger.info("job %s attempt %d was canceled while running; its work was abandoned",
                             job.id, job.attempts)
+                _usage_of_canceled(job, meter.calls)
                 return
+        outcome["usage"] = _usage(job, meter.calls, result=outcome.get("result"))
     if not _finish(job, **outcome):
         kind.discard_result(outcome.get("result"))
         logger.warning("job %s attempt %d could not record its outcome (canceled or taken over); "
                        "its result was discarded", job.id, job.attempts)
+
+
+def _usage(job: Job, calls: list[CallUsage], *, result: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The job's stored usage: this attempt's upstream calls, and the images its result holds."""
+    images = kind_get(job.kind).images(result) if result else 0
+    model = (result or {}).get("model") or job.request.get("model")
+    return usage_summary(calls, images=images, model=model)
+
+
+def _usage_of_canceled(job: Job, calls: list[CallUsage]) -> None:
+    """A running job was canceled: what its abandoned attempt's calls consumed still counts."""
+    if calls:
+        Job.objects.filter(pk=job.pk, status=Job.Status.CANCELED, attempts=job.attempts).update(
+            usage=_usage(job, calls))
+
+
+def _upstream_slot_wait(job_id: str) -> str | None:
+    """With GEMINI_MAX_CONCURRENCY or GEMINI_MAX_RPM set, wait while the job is still queued
+    until an upstream slot is free (apps.jobs.pacing) and return its token; stop waiting
+    (None) as soon as the job is canceled or past its Cancel-After, which the claim then
+    sees. No database connection is held while waiting."""
+    if not pacing_limited():
+        return None
+    try:
+        job = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).first()
+    except DatabaseError:
+        return None  # the claim reports it
+    finally:
+        connection_release()
+    model = None if job is None else kind_get(job.kind).upstream_model
+    if job is None or model is None or (name := model(job)) is None:
+        return None
+    cancel_after = job.cancel_after
+    next_look = time.monotonic() + 5.0
+
+    with job_done_watch(job_id) as ended:  # a cancel wakes us at once
+        def give_up(wait: float) -> bool:
+            nonlocal next_look
+            if cancel_after is not None:
+                wait = min(wait, max(0.0, (cancel_after - timezone.now()).total_seconds()))
+            if ended.wait(wait) or time.monotonic() >= next_look:
+                ended.clear()
+                next_look = time.monotonic() + 5.0
+                try:
+                    if not Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).exists():
+                        return True
+                except DatabaseError:
+                    pass
+                finally:
+                    connection_release()
+            return cancel_after is not None and cancel_after <= timezone.now()
+
+        return slot_take(name, give_up=give_up)
 
 
 def jobs_hand_back() -> int:
@@ -330,7 +404,7 @@ def _end_early(job: Job, *, reason: str, err: JobError) -> bool:
     """Cancel the job if it has not ended yet (whatever attempt runs it: that attempt's
     finish then fails and discards its result). Reloads ``job`` when this call ended it."""
     values = {"status": Job.Status.CANCELED, "cancel_reason": reason, "finished_at": timezone.now(),
-              "lease_expires_at": None, **_failure(err)}
+              "lease_expires_at": None, "usage": _usage(job, []), **_failure(err)}
 
     def cancel() -> bool:
         if not Job.objects.filter(pk=job.pk, status__in=Job.UNFINISHED).update(**values):

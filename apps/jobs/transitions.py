@@ -2,8 +2,8 @@
 one hook the jobs core offers (the webhooks app's outbox uses it). The core knows no app:
 apps register a listener from their AppConfig.ready().
 
-A listener is called BEFORE the state-changing UPDATE with ``(job, event)``; ``event`` is
-one of EVENTS. It answers None (nothing to record: the UPDATE then stays one autocommit
+A listener is called BEFORE the state-changing UPDATE (or the INSERT) with ``(job, event)``;
+``event`` is one of EVENTS or JOB_CREATED. It answers None (nothing to record: the UPDATE then stays one autocommit
 statement, no transaction is opened) or a recorder. When any listener answered a recorder,
 the core runs the UPDATE and then the recorders inside one ``transaction.atomic()``, the
 recorders only if the UPDATE changed the row, with the job as it is now stored: what they
@@ -25,6 +25,9 @@ JOB_SUCCEEDED = "job.succeeded"
 JOB_FAILED = "job.failed"
 JOB_CANCELED = "job.canceled"  # requested or past its Cancel-After
 EVENTS = (JOB_STARTED, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELED)
+# Not an event a client is told about: the job's INSERT. A recorder may refuse the job by
+# raising (an ApiError: the insert is rolled back and the client gets that error).
+JOB_CREATED = "job.created"
 
 Recorder = Callable[["Job"], None]
 Listener = Callable[["Job", str], Recorder | None]

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 import redis
 from django.conf import settings
 
+from banatie.redis_clients import short_commands_client
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "banatie:jobs:done"
@@ -51,7 +53,7 @@ def signal_job_changed(job_id: str) -> None:
 
 def _publish(message: str) -> None:
     try:
-        _client(settings.REDIS_URL).publish(CHANNEL, message)
+        short_commands_client().publish(CHANNEL, message)
     except redis.RedisError as exc:
         logger.warning("could not signal job change %s: %s", message, type(exc).__name__)
 

@@ -53,6 +53,14 @@ class MasterKeyRequired(ApiError):
     hint = "Admin routes need a master key; project keys can generate images and read their own jobs."
 
 
+class ProjectKeyRequired(ApiError):
+    status_code = 403
+    code = "project_key_required"
+    error = "Forbidden"
+    hint = ("Create a project key (POST /api/admin/keys with type project) and give the app that key; "
+            "a master key is an admin credential and stays out of third-party apps.")
+
+
 class BootstrapNotAllowed(ApiError):
     status_code = 403
     code = "bootstrap_not_allowed"

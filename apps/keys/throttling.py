@@ -1,4 +1,4 @@
-"""The per-key hourly budget shared by /api/generate, /api/text-to-image, /api/enhance.
+"""The per-key hourly budget shared by /api/generate, /api/text-to-image, /api/enhance and /v1/images/*.
 
 A fixed window counted in Redis through the Django cache, in two round trips per charged
 request: one GET before the body is parsed (KeyRateThrottle: is anything left?) and one

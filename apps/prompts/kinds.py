@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from apps.jobs.kinds import JobKind
 from apps.jobs.models import Job
 from apps.prompts.serializers import EnhanceOutputSerializer, EnhanceResultOutputSerializer
-from apps.prompts.services import ENHANCEMENT, enhancement_run
+from apps.prompts.services import ENHANCEMENT, enhancement_run, enhancement_upstream_model
 
 
 def _data(job: Job, request: Request) -> dict[str, Any]:
@@ -20,4 +20,4 @@ def _sync_body(job: Job, request: Request) -> dict[str, Any]:
 
 
 ENHANCEMENT_KIND = JobKind(name=ENHANCEMENT, run=enhancement_run, data=_data, sync_body=_sync_body,
-                           data_schema=EnhanceResultOutputSerializer)
+                           data_schema=EnhanceResultOutputSerializer, upstream_model=enhancement_upstream_model)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.jobs.models import Job
-from apps.jobs.serializers import StyleOptionsSerializer, prompt_field
+from apps.jobs.serializers import JobUsageOutputSerializer, StyleOptionsSerializer, prompt_field
 from banatie.serializers import OutputSerializer, StrictChoiceField, StrictSerializer
 from workers.providers.templates import ENHANCE_ASPECT_RATIOS, TEMPLATES
 
@@ -28,6 +31,12 @@ class EnhanceMetadataOutputSerializer(OutputSerializer):
     model = serializers.CharField()
 
 
+class EnhanceSyncMetadataOutputSerializer(EnhanceMetadataOutputSerializer):
+    omit_when_none = ("usage",)
+
+    usage = JobUsageOutputSerializer(required=False, help_text="What the enhancement call consumed and cost.")
+
+
 # The /api/enhance result, as stored on the job (and shown as a job's `data`).
 class EnhanceResultOutputSerializer(OutputSerializer):
 
@@ -46,8 +55,12 @@ class EnhanceOutputSerializer(OutputSerializer):
     enhancedPrompt = serializers.CharField(source="result.enhancedPrompt")
     detectedLanguage = serializers.CharField(source="result.detectedLanguage")
     appliedTemplate = serializers.CharField(source="result.appliedTemplate")
-    metadata = EnhanceMetadataOutputSerializer(source="result.metadata")
+    metadata = serializers.SerializerMethodField()
     jobId = serializers.UUIDField(source="id")
 
     def get_success(self, job: Job) -> bool:
         return True
+
+    @extend_schema_field(EnhanceSyncMetadataOutputSerializer)
+    def get_metadata(self, job: Job) -> dict[str, Any]:
+        return EnhanceSyncMetadataOutputSerializer({**job.result["metadata"], "usage": job.usage}).data

@@ -47,3 +47,9 @@ def prompt_enhance(*, prompt: str, options: dict[str, Any] | None = None) -> dic
 def enhancement_run(job: Job) -> dict[str, Any]:
     """The enhancement job's work (called by the jobs core in the worker)."""
     return prompt_enhance(prompt=job.request["prompt"], options=job.request.get("options"))
+
+
+def enhancement_upstream_model(job: Job) -> str | None:
+    """The Gemini text model the job calls, or None on the offline provider (apps.jobs.pacing)."""
+    provider = get_text_provider()
+    return getattr(provider, "model", None) if provider.name == "gemini" else None

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from apps.jobs.models import Job
 from apps.jobs.transitions import Recorder
+from apps.webhooks.events import ALLOWED_EVENTS
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from apps.webhooks.payloads import event_body, event_id_new
 from apps.webhooks.sender import AttemptResult, attempt_send
@@ -67,6 +68,8 @@ def delivery_publish_on_commit(delivery_id: str) -> None:
 def delivery_recorder(job: Job, event: str) -> Recorder | None:
     """The transition listener: None when no active endpoint of the job's project subscribes
     to ``event`` (one SELECT), else the recorder that writes one delivery per endpoint."""
+    if event not in ALLOWED_EVENTS:
+        return None  # a transition no endpoint can subscribe to (job.created)
     endpoints = [endpoint_id for endpoint_id, events in
                  WebhookEndpoint.objects.filter(project_id=job.project_id, is_active=True)
                  .values_list("id", "events") if event in events]

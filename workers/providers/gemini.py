@@ -25,10 +25,12 @@ from pydantic import BaseModel
 
 from workers.providers.templates import build_gemini_instruction, resolve_template, validate_options
 from apps.jobs.deadline import time_left
+from apps.jobs.metering import CallUsage, usage_record
+from apps.jobs.pacing import upstream_call, upstream_pause
 from apps.jobs.errors import (
     ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
-from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage
+from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage, Usage
 from workers.providers.retries import with_upstream_retries
 
 logger = logging.getLogger(__name__)
@@ -84,8 +86,13 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
     if isinstance(config, types.GenerateContentConfig):
         # Per call, so a hanging upstream cannot outlive the job's deadline.
         config.http_options = types.HttpOptions(timeout=max(1, int(timeout * 1000)))
+    model = str(kwargs.get("model", ""))
     try:
-        return client_from_settings().models.generate_content(**kwargs)
+        with upstream_call(model):  # GEMINI_MAX_CONCURRENCY / GEMINI_MAX_RPM, and a 429's pause
+            response = client_from_settings().models.generate_content(**kwargs)
+        image_call = isinstance(config, types.GenerateContentConfig) and "IMAGE" in (config.response_modalities or [])
+        usage_record(call_usage(response, model=model, image_call=image_call))
+        return response
     except errors.APIError as exc:
         code, status, message = exc.code, exc.status, (exc.message or "")[:300]
         retry_after = _retry_after(exc)
@@ -99,6 +106,8 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
         raise UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__}).") from None
     except ValueError:
         raise UpstreamInvalidResponse("Gemini's answer was not valid JSON.") from None
+    if code == 429 and retry_after:
+        upstream_pause(model, retry_after)  # every worker holds its calls to this model, not only this job
     if code in RETRYABLE_STATUS:
         raise UpstreamUnavailable(
             f"Gemini answered {code} {status}: {message}", retry_after=retry_after, details={"upstreamStatus": code},
@@ -110,6 +119,16 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
             "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
         )
     raise UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code})
+
+
+def call_usage(response: types.GenerateContentResponse, *, model: str, image_call: bool) -> CallUsage:
+    """One call's usage for the job's meter (apps.jobs.metering), read by usage_of (the one
+    reader of usage_metadata; zeros when Gemini sent none)."""
+    usage = usage_of(response.usage_metadata, image_call=image_call)
+    # Priced by the model asked for (GEMINI_PRICES' names), not the version string answered.
+    return CallUsage(model=model, image_call=image_call, input_tokens=usage.input_tokens,
+                     output_tokens=usage.output_tokens, image_output_tokens=usage.image_output_tokens,
+                     total_tokens=usage.total_tokens)
 
 
 def _block_reason(response: types.GenerateContentResponse) -> str | None:
@@ -185,18 +204,22 @@ class GeminiImageProvider:
         return cls(model=settings.GEMINI_IMAGE_MODEL)
 
     def generate(
-        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str
+        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str,
+        model: str | None = None, image_size: str | None = None,
     ) -> GeneratedImage:
+        model = model or self.model
         parts: list[types.Part | str] = [
             types.Part.from_bytes(data=ref.data, mime_type=ref.mime_type) for ref in reference_images
         ]
         parts.append(prompt)
         response = call_gemini(
-            model=self.model,
+            model=model,
             contents=parts,
             config=types.GenerateContentConfig(
                 response_modalities=["IMAGE", "TEXT"],
-                image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
+                # image_size only when asked: a model without sizes (2.5 Flash Image) refuses it,
+                # and the web tier already refused such a request (image_size_unsupported).
+                image_config=types.ImageConfig(aspect_ratio=aspect_ratio, image_size=image_size),
             ),
         )
         reason = _block_reason(response)
@@ -215,8 +238,39 @@ class GeminiImageProvider:
             raise NoImageReturned("Gemini answered without an image.", details={"modelText": description[:1000]})
         return GeneratedImage(
             data=bytes(image.data), mime_type=image.mime_type or "application/octet-stream",
-            description=description, model=response.model_version or self.model,
+            description=description, model=response.model_version or model,
+            usage=usage_of(response.usage_metadata, image_call=True),
         )
+
+
+def _modality_tokens(details: list[types.ModalityTokenCount] | None, modality: types.MediaModality) -> int | None:
+    """Tokens of one modality in a *_tokens_details list; None when the list is absent."""
+    if not details:
+        return None
+    return sum(entry.token_count or 0 for entry in details if entry.modality == modality)
+
+
+def usage_of(metadata: types.GenerateContentResponseUsageMetadata | None, *, image_call: bool) -> Usage:
+    """Our Usage from Gemini's usage_metadata (google-genai 3.4.0 field names: prompt_token_count,
+    candidates_token_count, total_token_count, prompt_tokens_details and
+    candidates_tokens_details, lists of ModalityTokenCount(modality, token_count))."""
+    if metadata is None:
+        return Usage()
+    prompt = metadata.prompt_token_count or 0
+    output = metadata.candidates_token_count or 0
+    image_in = _modality_tokens(metadata.prompt_tokens_details, types.MediaModality.IMAGE)
+    text_in = _modality_tokens(metadata.prompt_tokens_details, types.MediaModality.TEXT)
+    image_out = _modality_tokens(metadata.candidates_tokens_details, types.MediaModality.IMAGE)
+    if image_out is None:
+        image_out = output if image_call else 0  # no breakdown: an image call's output is its image
+    return Usage(
+        input_tokens=prompt,
+        input_text_tokens=text_in if text_in is not None else prompt - (image_in or 0),
+        input_image_tokens=image_in or 0,
+        output_tokens=output,
+        image_output_tokens=image_out,
+        total_tokens=metadata.total_token_count or (prompt + output),
+    )
 
 
 def gemini_health() -> dict[str, Any]:

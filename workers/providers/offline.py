@@ -25,6 +25,7 @@ from workers.providers.templates import (
     validate_options,
 )
 from workers.providers.base import Enhancement, GeneratedImage, ReferenceImage
+from workers.providers.image_models import IMAGE_SIZE_PIXELS
 
 # langdetect is randomised by default; a fixed seed makes the same prompt always give the
 # same language.
@@ -111,16 +112,19 @@ class OfflineTextProvider:
         )
 
 
-def image_size(aspect_ratio: str) -> tuple[int, int]:
-    """(width, height) with the long side 1024, e.g. "21:9" -> (1024, 439)."""
+def image_size(aspect_ratio: str, long_side: int = _LONG_SIDE) -> tuple[int, int]:
+    """(width, height) with the long side ``long_side`` (1024), e.g. "21:9" -> (1024, 439)."""
     if aspect_ratio not in IMAGE_ASPECT_RATIOS:
         raise ValueError(
             f"Unknown aspect ratio {aspect_ratio!r}; allowed: {', '.join(IMAGE_ASPECT_RATIOS)}"
         )
     w, h = (int(n) for n in aspect_ratio.split(":"))
     if w >= h:
-        return _LONG_SIDE, round(_LONG_SIDE * h / w)
-    return round(_LONG_SIDE * w / h), _LONG_SIDE
+        return long_side, round(long_side * h / w)
+    return round(long_side * w / h), long_side
+
+
+_image_dimensions = image_size  # the name `image_size` is also generate()'s parameter
 
 
 def _prompt_prefix(prompt: str) -> str:
@@ -168,9 +172,12 @@ class OfflineImageProvider:
     name = "offline"
 
     def generate(
-        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str
+        self, *, prompt: str, reference_images: list[ReferenceImage], aspect_ratio: str,
+        model: str | None = None, image_size: str | None = None,
     ) -> GeneratedImage:
-        size = image_size(aspect_ratio)
+        # ``model`` draws the same picture (no model runs here); ``image_size`` picks the size
+        # class, as Gemini's would. Usage stays zero: nothing was spent.
+        size = _image_dimensions(aspect_ratio, IMAGE_SIZE_PIXELS.get(image_size or "1K", _LONG_SIDE))
         width, height = size
         digest = hashlib.sha256(prompt.encode("utf-8")).digest()
         start, end = tuple(digest[0:3]), tuple(digest[3:6])

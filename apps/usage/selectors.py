@@ -1,0 +1,88 @@
+"""Reads of the usage figures: GET /api/usage and the projects' quotas (aggregates over
+UsageDaily, indexed by project and day)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+
+from apps.keys.errors import MasterKeyRequired
+from apps.keys.models import ApiKey
+from apps.keys.selectors import project_ids_with_keys
+from apps.usage.models import ProjectQuota, UsageDaily
+from apps.usage.services import images_in_flight, images_used, utc_today
+
+_COUNTERS = ("jobs", "succeeded", "failed", "canceled", "images", "input_tokens", "output_tokens", "cost_usd",
+             "unpriced_jobs")
+GROUP_COLUMNS = {"day": "day", "key": "key_id", "model": "model", "project": "project_id"}
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    project_id: str | None  # None: every project (a master key that named none)
+    date_from: date
+    date_to: date
+    group_by: str
+    totals: dict[str, Any]
+    groups: list[dict[str, Any]]
+
+
+def usage_scope(*, key: ApiKey, project_id: str | None, group_by: str) -> str | None:
+    """The project a report covers: a project key's own; a master key's choice, or None for all."""
+    if not key.is_master:
+        if project_id and project_id != key.project_scope:
+            raise MasterKeyRequired(
+                f"Only a master key may read another project's usage; this key belongs to project {key.project_id!r}.",
+                hint="Leave projectId out (or pass your own project's id) to read your project's usage.")
+        if group_by == "project":
+            raise MasterKeyRequired("Only a master key may group usage by project.",
+                                    hint="Use groupBy=day, key or model with a project key.")
+        return key.project_scope
+    return project_id or None
+
+
+def _figures(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: (row.get(name) or (Decimal(0) if name == "cost_usd" else 0)) for name in _COUNTERS}
+
+
+def usage_report(*, scope: str | None, date_from: date, date_to: date, group_by: str) -> UsageReport:
+    rows: QuerySet[UsageDaily] = UsageDaily.objects.filter(day__gte=date_from, day__lte=date_to)
+    if scope is not None:
+        rows = rows.filter(project_id=scope)
+    sums = {name: Sum(name) for name in _COUNTERS}
+    column = GROUP_COLUMNS[group_by]
+    groups = [{"group": row[column], **_figures(row)}
+              for row in rows.values(column).annotate(**sums).order_by(column)]
+    return UsageReport(project_id=scope, date_from=date_from, date_to=date_to, group_by=group_by,
+                       totals=_figures(rows.aggregate(**sums)), groups=groups)
+
+
+@dataclass(frozen=True)
+class ProjectUsage:
+    project_id: str
+    daily_image_limit: int | None
+    monthly_budget_usd: Decimal | None
+    images_today: int  # ended and in flight
+    month: dict[str, Any]
+
+
+def project_usage(project_id: str, quota: ProjectQuota | None = None) -> ProjectUsage:
+    today = utc_today()
+    month = UsageDaily.objects.filter(project_id=project_id, day__gte=today.replace(day=1), day__lte=today)
+    return ProjectUsage(
+        project_id=project_id,
+        daily_image_limit=quota.daily_image_limit if quota else None,
+        monthly_budget_usd=quota.monthly_budget_usd if quota else None,
+        images_today=images_used(project_id, today) + images_in_flight(project_id, today),
+        month=_figures(month.aggregate(**{name: Sum(name) for name in _COUNTERS})),
+    )
+
+
+def projects_usage() -> list[ProjectUsage]:
+    """Every project that has keys (or a quota), with its quotas and this month's usage."""
+    quotas = {quota.project_id: quota for quota in ProjectQuota.objects.all()}
+    return [project_usage(project_id, quotas.get(project_id))
+            for project_id in sorted(set(project_ids_with_keys()) | set(quotas))]
