@@ -44,6 +44,21 @@ clean:
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+# Several hosts on one machine (tests/test_multihost.py, issue 19, docs/deployment.md): a data
+# host with private PostgreSQL and Redis, two web and two worker hosts in network namespaces,
+# hosts killed under load. Needs root and iproute2 (skips with the reason otherwise); < 7 min.
+.PHONY: test-multihost bench-multihost
+test-multihost: $(STAMP)
+	@mkdir -p var
+	exec $(PY) -m banatie.runner --no-dotenv -- $(PY) -m pytest tests/test_multihost.py -m multihost -rs $(PYTEST_ARGS)
+
+# The same scenarios; their [multihost] figures also go to bench/results/multihost.txt.
+bench-multihost: $(STAMP)
+	@mkdir -p var bench/results
+	@rm -f bench/results/multihost.txt
+	MULTIHOST_FIGURES=bench/results/multihost.txt \
+	  $(PY) -m banatie.runner --no-dotenv -- $(PY) -m pytest tests/test_multihost.py -m multihost -rs $(PYTEST_ARGS)
+
 # GET /api/usage over the figures of 1,000,000 jobs (bench/usage.py; a scratch SQLite
 # database unless DATABASE_URL names an empty one).
 .PHONY: bench-usage

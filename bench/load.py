@@ -12,11 +12,13 @@ task and a socket, not a thread.
 Every loop is bounded three ways: a measurement window (seconds), a maximum request
 count, and a per-request timeout; after the window, in-flight requests get at most
 ``drain`` seconds before they are abandoned and recorded as ``unanswered``.
-Targets are refused unless they are 127.0.0.1.
+Targets are refused unless they are 127.0.0.1 or a host on the multihost test bridge
+(tests/multihost.py: network namespaces on this machine, ``MULTIHOST_NETWORK``).
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class Response:
     status: int
     body: bytes
     close: bool
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names (tests/test_multihost.py reads Retry-After)
 
 
 @dataclass
@@ -59,9 +62,17 @@ class Sample:
     client: int = -1  # the virtual client's index (P6 checks that every client was answered)
 
 
+# The private bridge tests/multihost.py builds between its namespaces: still this machine.
+MULTIHOST_NETWORK = ipaddress.ip_network("10.213.0.0/16")
+
+
 def check_local(host: str) -> None:
-    if host != "127.0.0.1":
-        raise ValueError(f"the load generator only targets 127.0.0.1, not {host!r}")
+    try:
+        on_bridge = ipaddress.ip_address(host) in MULTIHOST_NETWORK
+    except ValueError:
+        on_bridge = False
+    if host != "127.0.0.1" and not on_bridge:
+        raise ValueError(f"the load generator only targets 127.0.0.1 or {MULTIHOST_NETWORK}, not {host!r}")
 
 
 async def read_response(reader: asyncio.StreamReader) -> Response:
@@ -69,8 +80,10 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
     length, chunked, close = None, False, lines[0].startswith(b"HTTP/1.0")
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
         name, value = name.strip().lower(), value.strip().lower()
         if name == b"content-length":
             length = int(value)
@@ -93,7 +106,7 @@ async def read_response(reader: asyncio.StreamReader) -> Response:
         body = await reader.readexactly(length) if length else b""
     else:
         body, close = await reader.read(), True
-    return Response(status, body, close)
+    return Response(status, body, close, headers)
 
 
 class Connection:

@@ -341,9 +341,13 @@ class GeminiEmulator:
     def __init__(self, *, port: int = 0, latency: float = 0.0,
                  valid_api_keys: Optional[Iterable[str]] = None,
                  record_requests: bool = True, listen_backlog: int = 5,
-                 nodelay: bool = False, cache_images: bool = False) -> None:
+                 nodelay: bool = False, cache_images: bool = False, host: str = "127.0.0.1") -> None:
         """``record_requests=False`` keeps only the count ``served`` (bounded memory);
-        ``listen_backlog``, ``nodelay`` and ``cache_images``: see the module docstring."""
+        ``listen_backlog``, ``nodelay`` and ``cache_images``: see the module docstring.
+        ``host``: the address to bind; tests/multihost.py binds its bridge's address so
+        worker hosts in other network namespaces reach it (each record's ``client`` says
+        which host called)."""
+        self._host = host
         self._port = port
         self.latency = latency
         self.record_requests = record_requests
@@ -372,12 +376,12 @@ class GeminiEmulator:
 
     # ---- lifecycle -----------------------------------------------------
     def start(self) -> "GeminiEmulator":
-        """Bind 127.0.0.1 (free port if 0) and serve in a daemon thread."""
+        """Bind ``host`` (127.0.0.1 by default; free port if 0) and serve in a daemon thread."""
         if self._server is not None:
             return self
         self._stopping.clear()
         handler = _make_handler(self)
-        server = ThreadingHTTPServer(("127.0.0.1", self._port), handler, bind_and_activate=False)
+        server = ThreadingHTTPServer((self._host, self._port), handler, bind_and_activate=False)
         server.request_queue_size = self.listen_backlog  # read by server_activate(): listen(n)
         # Daemon handler threads: a request sleeping in a delay must not block stop().
         server.daemon_threads = True
@@ -419,7 +423,7 @@ class GeminiEmulator:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self._host}:{self.port}"
 
     # ---- scripting & inspection -----------------------------------------
     @property
@@ -669,6 +673,7 @@ def _make_handler(emu: GeminiEmulator) -> type[BaseHTTPRequestHandler]:
                 "json": parsed,
                 "raw_body": raw,
                 "time": time.time(),
+                "client": self.client_address[0],
             }
             # What the image call asked for, so tests assert on it without digging.
             image_config = ((parsed or {}).get("generationConfig") or {}).get("imageConfig") or {} \

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
@@ -28,9 +29,16 @@ def _task_id(raw: bytes | str) -> str | None:
     return (message.get("headers") or {}).get("id") if isinstance(message, dict) else None
 
 
-def task_ids_held() -> set[str] | None:
+def task_ids_held(*, delivered_within: float | None = None) -> set[str] | None:
     """Task ids (= job ids) the broker holds, or None when that cannot be read (Redis down,
-    another transport, an oversized queue): the caller then republishes by age alone."""
+    another transport, an oversized queue): the caller then republishes by age alone.
+
+    ``delivered_within``: count a delivered-unacked message only if it was delivered that
+    many seconds ago or less. An older delivery of a job that is still queued was most
+    likely lost with its worker's broker connection (the worker dropped what it had
+    reserved, the ack never came), and kombu would restore it only after the whole
+    visibility timeout; seen in tests/test_multihost.py when the data host's link was cut.
+    If it merely waits in a saturated worker's prefetch, a copy costs one no-op claim."""
     queue = celery_app.conf.task_default_queue
     try:
         with celery_app.connection_for_read() as conn:
@@ -41,7 +49,12 @@ def task_ids_held() -> set[str] | None:
             if sum(client.llen(name) for name in lists) > MAX_MESSAGES_READ:
                 return None
             raws = [raw for name in lists for raw in client.lrange(name, 0, -1)]
-            raws += client.hvals(channel.unacked_key)
+            if delivered_within is None:
+                raws += client.hvals(channel.unacked_key)
+            else:
+                # kombu scores each delivery tag with the time it was delivered.
+                recent = client.zrangebyscore(channel.unacked_index_key, time.time() - delivered_within, "+inf")
+                raws += [raw for raw in (client.hmget(channel.unacked_key, recent) if recent else []) if raw]
     except (KombuOperationalError, RedisError, OSError, AttributeError) as exc:
         logger.warning("sweep could not read the broker's queue: %s", type(exc).__name__)
         return None

@@ -168,7 +168,8 @@ def job_sweep() -> dict[str, int]:
 
     - queued or running past its Cancel-After → canceled (deadline);
     - queued for longer than SWEEP_QUEUED_AFTER_SECONDS and its message no longer in the
-      broker (neither waiting nor delivered-unacked) → published again (same task id);
+      broker (neither waiting nor delivered to a worker within SWEEP_QUEUED_AFTER_SECONDS)
+      → published again (same task id);
     - running with an expired lease → back to queued and published, or failed with
       too_many_attempts once JOB_MAX_ATTEMPTS deliveries were used up.
     """
@@ -179,7 +180,7 @@ def job_sweep() -> dict[str, int]:
             counts["expired"] += 1
     stale = now - timedelta(seconds=settings.SWEEP_QUEUED_AFTER_SECONDS)
     waiting = Job.objects.filter(status=Job.Status.QUEUED, enqueued_at__lt=stale).order_by("created_at")[:500]
-    held = task_ids_held() if waiting else None
+    held = task_ids_held(delivered_within=settings.SWEEP_QUEUED_AFTER_SECONDS) if waiting else None
     for job in waiting:
         if held is not None and str(job.pk) in held:
             continue  # its message is waiting its turn (a backlog), not lost
