@@ -5,7 +5,9 @@ wait is a greenlet parked on an Event (apps/jobs/wakeup.py), not a thread, so on
 holds thousands of waiting requests (docs/performance.md has the alternatives measured).
 """
 from banatie.env import env_int, env_str
-from banatie.settings import SHUTDOWN_GRACE_SECONDS, SYNC_WAIT_SECONDS, TRUSTED_PROXIES, WEB_CONNECTIONS
+from banatie.settings import (
+    LOG_FORMAT, LOG_LEVEL, SHUTDOWN_GRACE_SECONDS, SYNC_WAIT_SECONDS, TRUSTED_PROXIES, WEB_CONNECTIONS,
+)
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 3000, minimum=1, maximum=65535)}"
 # gunicorn's gevent worker, with our JSON body for malformed requests (banatie/gunicorn_worker.py).
@@ -25,3 +27,30 @@ backlog = 2048
 forwarded_allow_ips = ",".join(TRUSTED_PROXIES)
 accesslog = None
 errorlog = "-"
+if LOG_FORMAT == "json":
+    # gunicorn's own lines (start, worker boots, timeouts) as JSON too: one format per stream.
+    # (gunicorn updates its defaults with this dict key by key: every part is spelled out.)
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": LOG_LEVEL, "handlers": ["error_console"]},
+        "formatters": {"json": {"()": "banatie.logs.JsonFormatter"}},
+        "handlers": {"error_console": {"class": "logging.StreamHandler", "formatter": "json",
+                                       "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"level": LOG_LEVEL, "handlers": ["error_console"], "propagate": False},
+            # Off, as with accesslog = None (a logconfig_dict turns it on): ours is banatie.access.
+            "gunicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
+
+
+def child_exit(server: object, worker: object) -> None:
+    """prometheus-client's multiprocess mode: a dead web worker's live gauges stop counting
+    (its counters and histograms stay summed, so totals never go backwards)."""
+    from banatie.settings import PROMETHEUS_MULTIPROC_DIR
+
+    if PROMETHEUS_MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, PROMETHEUS_MULTIPROC_DIR)  # type: ignore[attr-defined]

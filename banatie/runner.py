@@ -318,11 +318,26 @@ def exec_process(name: str) -> int:
     os.execvpe("sh", ["sh", "-c", f"exec {commands[name]}"], with_our_bin(dict(os.environ)))
 
 
+def metrics_dir_fresh(path: Path) -> Path:
+    """An empty PROMETHEUS_MULTIPROC_DIR, made once before any process of the host starts:
+    values left by an earlier run would be summed into this one's, and emptying it while
+    processes run would hide theirs (their open files are unlinked). A process restarted
+    later keeps writing beside the others (counters stay monotonic: its predecessor's files
+    stay summed)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path
+
+
 def serve(env: dict[str, str], output: Output, *, grace: float, workers: int) -> int:
     """`make run`: migrate, then every Procfile process, supervised until a signal."""
     # Their output is a pipe now: unbuffered, so lines arrive as they are written and are
     # not lost when a process is killed.
     env = {**with_our_bin(env), "PYTHONUNBUFFERED": "1"}
+    # Web and worker processes write their metrics into one directory (banatie/metrics.py).
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir_fresh(Path(
+        env.get("PROMETHEUS_MULTIPROC_DIR") or var_dir() / "prometheus")))
     supervisor = Supervisor(env=env, output=output, grace=grace)
     supervisor.install_signal_handlers()
     code = supervisor.run_first(Program("migrate", f"{shlex.quote(sys.executable)} manage.py migrate --noinput"))

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "apps.keys",
     "apps.jobs",
     "apps.generation",
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # django-prometheus' HTTP families: first and last, so they time the whole stack.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "banatie.middleware.RequestIdMiddleware",
     # Outside everything that may answer an error (the body guard, the views, Django's 404):
     # on /v1/* it re-shapes our error body into OpenAI's.
@@ -70,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "banatie.urls"
@@ -116,6 +120,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so the test database is shared by every thread and process.
     _db.setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
 elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with django-prometheus' query counters and timings.
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # A bounded pool per process: 100+ web threads must not open 100+ connections.
     _db["CONN_MAX_AGE"] = 0
     _db.setdefault("OPTIONS", {})["pool"] = {
@@ -133,7 +139,8 @@ REDIS_URL = env_url("REDIS_URL", "redis://127.0.0.1:6379/0", schemes=("redis", "
 REDIS_TIMEOUT_SECONDS = env_float("REDIS_TIMEOUT_SECONDS", 2.0, minimum=0.1)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with django-prometheus' get/hit/miss counters.
+        "BACKEND": "django_prometheus.cache.backends.redis.NativeRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "banatie",
         "OPTIONS": {
@@ -390,16 +397,40 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_TOKEN": None,
 }
 
+# --- metrics and logs (docs/operations.md) ----------------------------------------------
+# Where every web and worker process of this host writes its metric values, summed by
+# /metrics (prometheus-client's multiprocess mode, which reads the same variable itself).
+# `make run` and the test stack create and empty it before starting the processes; unset,
+# /metrics shows only the process that answers it.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"Environment variable PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is invalid: expected an "
+        "existing directory (create it, empty, before the processes start)."
+    )
+# /metrics from a non-loopback address needs `Authorization: Bearer <METRICS_TOKEN>`;
+# unset, such callers get a 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Tracing (banatie/tracing.py) is on when this is set; the OTLP exporter reads it and the
+# other OTEL_EXPORTER_OTLP_* variables itself.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_url("OTEL_EXPORTER_OTLP_ENDPOINT")
+# django-prometheus: no migration gauges (one process's view, meaningless when summed).
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("debug", "info", "warning", "error")).upper()
+# text: one readable line (make run); json: one JSON object per line, for log shippers.
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
+LOGGING_CONFIG = "banatie.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "banatie.middleware.RequestIdLogFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "text": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
+        "json": {"()": "banatie.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

@@ -1,19 +1,23 @@
-"""Infrastructure routes: /health, /api/info, and the JSON answer for unknown paths."""
+"""Infrastructure routes: /health, /api/info, /metrics, and the JSON answer for unknown paths."""
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from banatie.errors import RouteNotFound, closest
+from banatie.errors import RouteNotFound, closest, error_response
 from banatie.health import active_provider_name, check_database, check_redis, check_worker, registered_checks
+from banatie.metrics import scrape_collectors
 from banatie.timefmt import iso
 
 STARTED_AT = time.monotonic()
@@ -143,3 +147,41 @@ def error_catalogue(request: HttpRequest) -> HttpResponse:
     link to the catalogue of error codes instead of naming a file the reader cannot open."""
     return HttpResponse((settings.BASE_DIR / "docs" / "errors.md").read_bytes(),
                         content_type="text/markdown; charset=utf-8")
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: every process's families (PROMETHEUS_MULTIPROC_DIR) plus the
+    gauges computed now (banatie.metrics.register_collector). Open to loopback callers (the
+    host's own Prometheus or agent); anyone else needs ``Authorization: Bearer
+    $METRICS_TOKEN``, and without a token configured the route does not exist for them: the
+    same 404 as an unknown path, so a scan learns nothing."""
+    if not _metrics_allowed(request):
+        return error_response(RouteNotFound(f"No route matches {request.method} {request.path}.",
+                                            hint="GET /api/info lists every route."))
+    registry = CollectorRegistry()  # no auto_describe: each collector runs once per scrape
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        multiprocess.MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
+    else:
+        registry.register(REGISTRY)  # this process only (tests, manage.py shell)
+    for collector in scrape_collectors():
+        registry.register(collector)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    # REMOTE_ADDR is the socket's peer (gunicorn sets no X-Forwarded-For into it): a proxy on
+    # this host makes every caller look local, so such a setup must set METRICS_TOKEN and
+    # keep /metrics off the proxy (docs/operations.md).
+    try:
+        peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        peer = None
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
+    if peer is not None and peer.is_loopback:
+        return True
+    token = settings.METRICS_TOKEN
+    if not token:
+        return False
+    scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())

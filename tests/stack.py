@@ -8,7 +8,8 @@ only this:
 
 - the environment: ``os.environ``, then the stack's own values (a free ``PORT``,
   ``HOST=127.0.0.1``, ``REDIS_URL`` of its own embedded Redis, ``DATABASE_URL`` of a
-  fresh SQLite file, ``MEDIA_ROOT`` and ``BANATIE_VAR_DIR`` in the workdir, a random
+  fresh SQLite file, ``MEDIA_ROOT``, ``BANATIE_VAR_DIR`` and an empty
+  ``PROMETHEUS_MULTIPROC_DIR`` in the workdir, a random
   ``SECRET_KEY``, the venv's bin/ first on ``PATH``), then the caller's ``env``;
 - the worker's ``--pool`` and ``--concurrency`` when the caller sets ``worker_pool`` /
   ``worker_concurrency``; a worker started while another one runs gets its own
@@ -39,7 +40,7 @@ from pathlib import Path
 import psutil
 
 from banatie.runner import procfile as read_procfile
-from banatie.runner import EmbeddedRedis, die_with_parent, free_port
+from banatie.runner import EmbeddedRedis, die_with_parent, free_port, metrics_dir_fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -141,6 +142,8 @@ class Stack:
             "BANATIE_VAR_DIR": str(self.workdir),
             "BANATIE_ENV_FILE": str(self.workdir / "no.env"),  # never a developer's .env
             "SECRET_KEY": secrets.token_urlsafe(50),
+            # One metrics directory for all of the stack's processes, as `make run` makes it.
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir_fresh(self.workdir / "prometheus")),
             **(env or {}),
         }
         self.procs: dict[str, list[subprocess.Popen]] = {}

@@ -338,7 +338,7 @@ def test_job_events_get_one_access_line_with_the_request_id(api, tenants):
     finally:
         access.removeHandler(handler)
     lines = [r.getMessage() for r in records if r.request_id == "trace-sse"]
-    assert len(lines) == 1 and lines[0].startswith(f"GET /api/jobs/{job.pk}/events 200 ")
+    assert len(lines) == 1 and lines[0].startswith("GET /api/jobs/{jobId}/events 200 ")
     assert lines[0].endswith("route=job-events")
 
 

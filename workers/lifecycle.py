@@ -1,7 +1,8 @@
 """A worker process's life around its tasks.
 
+- With LOG_FORMAT=json it prints no start-up banner (not JSON).
 - Each task runs with the request id of the request that created its job (a message
-  header), so every log line of the job carries it.
+  header), so every log line of the job carries it, and a job's task with its job id.
 - When told to stop (SIGTERM: Celery's warm shutdown) it keeps running its jobs for up to
   WORKER_SHUTDOWN_GRACE_SECONDS; whatever is still running then goes back to the queue at
   once (jobs_hand_back) and the process stops with a cold shutdown, instead of holding jobs
@@ -16,11 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task
-from celery.signals import task_postrun, task_prerun, worker_shutting_down
+from celery.signals import celeryd_init, task_postrun, task_prerun, worker_shutting_down
 from django.conf import settings
 
 from apps.jobs.services import jobs_hand_back
-from banatie.request_context import reset_request_id, set_request_id
+from apps.jobs.task_names import JOB_RUN
+from banatie.logs import json_line
+from banatie.tracing import tracing_setup
+from banatie.request_context import log_fields_end, log_fields_start, reset_request_id, set_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -77,19 +81,51 @@ def _call_later(seconds: float, function: Callable[[], None]) -> None:
     timer.start()
 
 
-_tokens: dict[str, object] = {}  # task id -> the request-id token to reset after it
+@celeryd_init.connect
+def _tracing(**_: Any) -> None:
+    tracing_setup()  # a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+
+@celeryd_init.connect
+def _json_only_with_json_logs(instance: Any = None, **_: Any) -> None:
+    # With LOG_FORMAT=json every line a process writes must be one JSON object. Celery prints
+    # a start-up banner (off: its "ready" line is still logged) and, from its signal
+    # handlers, shutdown announcements through safe_say (an unpatched os.write, safe in a
+    # handler): those are kept, as JSON lines written the same way.
+    if settings.LOG_FORMAT != "json" or instance is None:
+        return
+    instance.quiet = True
+    from celery.apps import worker as celery_worker
+
+    say = celery_worker.safe_say
+
+    def say_json(msg: str, f: Any = None) -> None:
+        line = json_line(level="WARNING", logger="celery.apps.worker", message=str(msg).strip())
+        say(line, f) if f is not None else say(line)
+
+    celery_worker.safe_say = say_json
+
+
+_tokens: dict[str, tuple[object, object]] = {}  # task id -> the context tokens to reset after it
 
 
 @task_prerun.connect
 def _task_request_id(task_id: str = "", task: Task | None = None, **_: Any) -> None:
-    request_id = None
-    if task is not None:  # custom message headers reach the task's request context
-        request_id = task.request.get("request_id") or (getattr(task.request, "headers", None) or {}).get("request_id")
-    _tokens[task_id] = set_request_id(request_id or "-")
+    def header(name: str) -> str:  # custom message headers reach the task's request context
+        if task is None:
+            return ""
+        return str(task.request.get(name) or (getattr(task.request, "headers", None) or {}).get(name) or "")
+
+    context: dict[str, str] = {}
+    if task is not None and task.name == JOB_RUN:  # a job's task id is its job id (apps.jobs.services._publish)
+        context = {"job_id": task_id, "key_prefix": header("key_prefix"), "project_id": header("project_id")}
+    _tokens[task_id] = (set_request_id(header("request_id") or "-"), log_fields_start(**context))
 
 
 @task_postrun.connect
 def _task_request_id_done(task_id: str = "", **_: Any) -> None:
-    token = _tokens.pop(task_id, None)
-    if token is not None:
-        reset_request_id(token)  # type: ignore[arg-type]
+    tokens = _tokens.pop(task_id, None)
+    if tokens is not None:
+        request_token, fields_token = tokens
+        log_fields_end(fields_token)  # type: ignore[arg-type]
+        reset_request_id(request_token)  # type: ignore[arg-type]

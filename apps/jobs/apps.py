@@ -25,3 +25,8 @@ class JobsConfig(AppConfig):
         # A missing price is no reason to refuse to start: those jobs get costUsd null.
         for model in unpriced_models([settings.GEMINI_IMAGE_MODEL, settings.GEMINI_TEXT_MODEL]):
             logger.warning("GEMINI_PRICES has no price for %s: its jobs will show costUsd null", model)
+        # /metrics: the queue's gauges, counted at scrape time.
+        from apps.jobs.metrics import JobsStateCollector
+        from banatie.metrics import register_collector
+
+        register_collector(JobsStateCollector())

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.jobs.cursor import CURSOR_SALT
@@ -82,3 +82,13 @@ def job_queue_position(job: Job) -> int:
     """How many jobs of any project were queued before ``job`` (one indexed count)."""
     earlier = Q(created_at__lt=job.created_at) | Q(created_at=job.created_at, pk__lt=job.pk)
     return Job.objects.filter(earlier, status=Job.Status.QUEUED).count()
+
+
+def jobs_unfinished_counts() -> dict[str, int]:
+    """How many jobs are queued and running right now, across all projects: the operator's
+    view for /metrics (apps.jobs.metrics), not a caller's, so not scoped. One GROUP BY."""
+    counts = {Job.Status.QUEUED.value: 0, Job.Status.RUNNING.value: 0}
+    rows = Job.objects.filter(status__in=list(counts)).values_list("status").annotate(n=Count("id"))
+    for status, n in rows.order_by():
+        counts[status] = n
+    return counts

@@ -55,8 +55,9 @@ from apps.jobs.transitions import (
 )
 from apps.jobs.wakeup import job_done_watch, signal_available, signal_job_changed, signal_job_done
 from apps.keys.models import ApiKey
+from banatie import metrics
 from banatie.celery import app as celery_app
-from banatie.request_context import current_request_id
+from banatie.request_context import current_log_fields, current_request_id, log_fields_add
 from banatie.timefmt import iso
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ def job_create(
     except BaseException:
         job_kind.release_request(payload)  # refused or not stored: keep none of its uploads
         raise
+    metrics.jobs_created.labels(kind=kind).inc()
+    log_fields_add(job_id=str(job.id))  # the rest of this request's lines (its access line too)
+    logger.info("job %s created (%s)", job.id, kind)
     return JobCreated(job, replayed=False)
 
 
@@ -143,8 +147,11 @@ def _idempotent_original(*, key: ApiKey, idempotency: Idempotency) -> Job | None
 
 def _publish(job_id: str) -> None:
     # By name: services never import tasks (workers/tasks.py registers JOB_RUN).
-    # The request id travels with the message, so the worker's log lines of this job carry it.
-    celery_app.send_task(JOB_RUN, (job_id,), task_id=job_id, headers={"request_id": current_request_id()})
+    # The request's log context travels with the message (Celery headers), so the worker's
+    # log lines of this job carry the same requestId, keyPrefix and projectId.
+    fields = current_log_fields()
+    celery_app.send_task(JOB_RUN, (job_id,), task_id=job_id, headers={
+        "request_id": current_request_id(), "key_prefix": fields.key_prefix, "project_id": fields.project_id})
 
 
 def job_enqueue(*, job: Job) -> None:
@@ -246,6 +253,9 @@ def job_claim(*, job_id: str) -> Job | None:
 
     if not transition_run(job, JOB_STARTED, claim):
         return None
+    queued = max(0.0, (now - (job.enqueued_at or job.created_at)).total_seconds())
+    metrics.job_queue_seconds.labels(kind=job.kind).observe(queued)
+    logger.info("job %s started (attempt %d) after %.3f s in the queue", job.id, job.attempts, queued)
     signal_job_changed(job_id)
     return job
 
@@ -277,6 +287,7 @@ def _job_run(job_id: str) -> None:
         logger.info("job %s already taken, finished or past its deadline; skipping this delivery", job_id)
         return
     connection_release()
+    log_fields_add(job_id=job_id, project_id=job.project_id or "")
     kind = kind_get(job.kind)
     if job.attempts > settings.JOB_MAX_ATTEMPTS:
         outcome = {"status": Job.Status.FAILED, "usage": _usage(job, []), **_too_many_attempts(job.attempts - 1)}
@@ -414,6 +425,8 @@ def _end_early(job: Job, *, reason: str, err: JobError) -> bool:
 
     if not transition_run(job, JOB_CANCELED, cancel):
         return False
+    _count_finished(job)
+    logger.info("job %s canceled (%s)", job.id, reason)
     kind_get(job.kind).release_request(job.request)
     signal_job_done(str(job.pk))  # sync waiters answer at once; the running worker lets go
     return True
@@ -490,9 +503,20 @@ def _finish(job: Job, *, status: str, only_if_status: str = Job.Status.RUNNING, 
 
     if not transition_run(job, JOB_SUCCEEDED if status == Job.Status.SUCCEEDED else JOB_FAILED, finish):
         return False
+    _count_finished(job)
+    if job.started_at is not None and only_if_status == Job.Status.RUNNING:
+        ran = max(0.0, (job.finished_at - job.started_at).total_seconds())
+        metrics.job_run_seconds.labels(kind=job.kind).observe(ran)
+        logger.info("job %s %s%s after %.3f s running", job.id, status,
+                    f" ({job.error_code})" if job.error_code else "", ran)
     kind_get(job.kind).release_request(job.request)
     signal_job_done(str(job.pk))
     return True
+
+
+def _count_finished(job: Job) -> None:
+    """Once per job: only the call whose conditional UPDATE ended the job gets here."""
+    metrics.jobs_finished.labels(kind=job.kind, status=job.status, error_code=job.error_code or "none").inc()
 
 
 def job_wait(*, job: Job, timeout: float) -> Job:

@@ -34,6 +34,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from apps.keys.errors import RateLimiterUnavailable, RateLimitExceeded
+from banatie import metrics
 from banatie.env import split_rate
 from banatie.timefmt import iso
 
@@ -190,6 +191,7 @@ class RateLimitedView(APIView):
 
     def throttled(self, request: Request, wait: float | None) -> None:
         state = self.rate_throttle.state if self.rate_throttle else None
+        metrics.rate_limited.inc()
         if state is None:  # pragma: no cover - DRF calls this only after allow_request() said no
             raise RateLimitExceeded()
         raise RateLimitExceeded(

@@ -23,6 +23,7 @@ from apps.jobs.models import Job
 from apps.jobs.transitions import JOB_CANCELED, JOB_CREATED, JOB_FAILED, JOB_SUCCEEDED, Recorder
 from apps.usage.errors import QuotaExceeded
 from apps.usage.models import ProjectQuota, UsageDaily
+from banatie import metrics
 
 _ENDED = {JOB_SUCCEEDED: "succeeded", JOB_FAILED: "failed", JOB_CANCELED: "canceled"}
 
@@ -79,6 +80,7 @@ def _quota_check(job: Job) -> None:
         in_use = images_used(job.project_id, today) + images_in_flight(job.project_id, today)
         if asked and in_use > quota.daily_image_limit:
             used = in_use - asked
+            metrics.quota_rejections.inc()
             raise QuotaExceeded(
                 f"Project {job.project_id!r} may create {quota.daily_image_limit} images per UTC day; {used} are "
                 f"used or in progress today and this request asks for {asked}.",
@@ -89,6 +91,7 @@ def _quota_check(job: Job) -> None:
     if quota.monthly_budget_usd is not None:
         spent = month_cost(job.project_id, today)
         if spent >= quota.monthly_budget_usd:
+            metrics.quota_rejections.inc()
             raise QuotaExceeded(
                 f"Project {job.project_id!r} has spent ${spent:.6f} of its ${quota.monthly_budget_usd} budget "
                 f"this UTC month.",

@@ -32,6 +32,7 @@ from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from apps.webhooks.payloads import event_body, event_id_new
 from apps.webhooks.sender import AttemptResult, attempt_send
 from apps.webhooks.task_names import WEBHOOK_DELIVERY_ATTEMPT
+from banatie import metrics
 from banatie.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -139,20 +140,25 @@ def webhook_delivery_attempt(*, delivery_id: str) -> None:
     if not endpoint.is_active:
         result = AttemptResult(None, f"endpoint disabled: {endpoint.disabled_reason or 'inactive'}")
         _record(delivery, lease, {"status": WebhookDelivery.Status.FAILED, "next_attempt_at": None}, result)
+        metrics.webhook_deliveries.labels(outcome="endpoint_disabled").inc()
         return
     result = attempt_send(url=endpoint.url, secrets=_secrets(endpoint), event_id=delivery.event_id,
                           body=delivery.body)
     if result.delivered:
         _record(delivery, lease, {"status": WebhookDelivery.Status.SUCCEEDED, "delivered_at": timezone.now(),
                                   "next_attempt_at": None}, result)
+        metrics.webhook_deliveries.labels(outcome="delivered").inc()
         return
     if result.gone:
         _endpoint_gone(delivery, lease, result)
+        metrics.webhook_deliveries.labels(outcome="gone").inc()
         return
     delay = _retry_delay(delivery.round_attempts + 1, result)
     if delay is None:
         _record(delivery, lease, {"status": WebhookDelivery.Status.FAILED, "next_attempt_at": None}, result)
+        metrics.webhook_deliveries.labels(outcome="failed").inc()
         return
+    metrics.webhook_deliveries.labels(outcome="retrying").inc()
     soon = delay <= COUNTDOWN_MAX_SECONDS
     later = timezone.now()
     if _record(delivery, lease, {"next_attempt_at": later + timedelta(seconds=delay),

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.backends.utils import debug_transaction
+from django_prometheus.db.common import ExportingCursorWrapper
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -70,6 +71,14 @@ class _Cursor(sqlite3_base.SQLiteCursorWrapper):
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     busy_budget = 30.0
     _pool_key: tuple[int, str] | None = None  # the pool the open connection goes back to
+    _cursor_class: type | None = None
+
+    def _counted_cursor(self) -> type:
+        # django-prometheus' query counters and timings around our busy-retrying cursor
+        # (its own sqlite3 backend would replace the cursor, and count pool hits as connects).
+        if self._cursor_class is None:
+            self._cursor_class = ExportingCursorWrapper(_Cursor, self.alias, self.vendor)
+        return self._cursor_class
 
     def get_connection_params(self) -> dict[str, Any]:
         params = super().get_connection_params()
@@ -88,7 +97,7 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return retry_busy(lambda: super(DatabaseWrapper, self).get_new_connection(conn_params), self.busy_budget)
 
     def create_cursor(self, name: str | None = None) -> Any:
-        cursor = self.connection.cursor(factory=_Cursor)
+        cursor = self.connection.cursor(factory=self._counted_cursor())
         cursor.busy_budget = self.busy_budget
         return cursor
 

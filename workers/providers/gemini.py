@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +22,14 @@ import httpx2
 from django.conf import settings
 from google import genai
 from google.genai import errors, types
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from workers.providers.templates import build_gemini_instruction, resolve_template, validate_options
 from apps.jobs.deadline import time_left
 from apps.jobs.metering import CallUsage, usage_record
 from apps.jobs.pacing import upstream_call, upstream_pause
+from banatie import metrics
 from apps.jobs.errors import (
     ContentBlocked, JobTimedOut, NoImageReturned, UpstreamInvalidResponse, UpstreamRejected, UpstreamUnavailable,
 )
@@ -39,6 +42,9 @@ RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
 BLOCK_FINISH_REASONS = {"SAFETY", "IMAGE_SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION",
                         "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION"}
 _client_lock = threading.Lock()
+# A no-op unless tracing is on (banatie/tracing.py); the SDK's own HTTP client (httpx2) has
+# no instrumentation, so each call is a span of ours.
+_tracer = trace.get_tracer(__name__)
 
 
 @functools.lru_cache(maxsize=4)
@@ -73,14 +79,50 @@ def call_gemini(**kwargs: object) -> types.GenerateContentResponse:
 
 
 def _call_once(**kwargs: object) -> types.GenerateContentResponse:
-    """One generate_content call with every SDK failure mapped to a JobError (raised `from
-    None`, so the SDK exception and its request headers go nowhere)."""
+    """One generate_content call, counted and timed (banatie_upstream_*) and, with tracing
+    on, a span; every SDK failure mapped to a JobError (raised `from None`, so the SDK
+    exception and its request headers go nowhere)."""
+    model = str(kwargs.get("model", ""))
+    started = time.monotonic()
+    outcome = metrics.UPSTREAM_OTHER  # whatever escapes the mapping (an abandoned call's greenlet killed)
+    with _tracer.start_as_current_span("gemini generate_content", kind=trace.SpanKind.CLIENT,
+                                       attributes={"gen_ai.system": "gemini", "gen_ai.request.model": model},
+                                       record_exception=False) as span:  # an SDK exception holds the key
+        try:
+            response = _call_mapped(**kwargs)
+            outcome = metrics.UPSTREAM_BLOCKED if _block_reason(response) else metrics.UPSTREAM_OK
+            usage = response.usage_metadata
+            if usage is not None:
+                if usage.prompt_token_count:
+                    metrics.upstream_tokens.labels(model=model, direction="input").inc(usage.prompt_token_count)
+                if usage.candidates_token_count:
+                    metrics.upstream_tokens.labels(model=model, direction="output").inc(usage.candidates_token_count)
+            return response
+        except _UpstreamFailure as failure:
+            outcome = failure.outcome
+            raise failure.error from None
+        finally:
+            span.set_attribute("banatie.upstream.outcome", outcome)
+            metrics.upstream_seconds.labels(model=model).observe(time.monotonic() - started)
+            metrics.upstream_requests.labels(model=model, outcome=outcome).inc()
+
+
+class _UpstreamFailure(Exception):
+    """A mapped failure and its metrics outcome (never leaves this module)."""
+
+    def __init__(self, error: Exception, outcome: str) -> None:
+        super().__init__(outcome)
+        self.error, self.outcome = error, outcome
+
+
+def _call_mapped(**kwargs: object) -> types.GenerateContentResponse:
     timeout = settings.GEMINI_TIMEOUT_SECONDS
     left = time_left()
     cut_by_deadline = left is not None and left < timeout
     if left is not None:
         if left <= 0.05:
-            raise JobTimedOut("The job's time limit was reached before Gemini answered.")
+            raise _UpstreamFailure(JobTimedOut("The job's time limit was reached before Gemini answered."),
+                                   metrics.UPSTREAM_TIMEOUT)
         timeout = min(timeout, left)
     config = kwargs.get("config")
     if isinstance(config, types.GenerateContentConfig):
@@ -98,27 +140,36 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
         retry_after = _retry_after(exc)
     except httpx2.TimeoutException:
         if cut_by_deadline:
-            raise JobTimedOut(
+            raise _UpstreamFailure(JobTimedOut(
                 f"Gemini did not answer within the job's time limit ({settings.JOB_SOFT_TIME_LIMIT} s)."
-            ) from None
-        raise UpstreamUnavailable("Gemini did not answer in time.") from None
+            ), metrics.UPSTREAM_TIMEOUT) from None
+        raise _UpstreamFailure(UpstreamUnavailable("Gemini did not answer in time."), metrics.UPSTREAM_TIMEOUT) from None
     except httpx2.TransportError as exc:
-        raise UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__}).") from None
+        raise _UpstreamFailure(UpstreamUnavailable(f"Could not reach Gemini ({type(exc).__name__})."),
+                               metrics.UPSTREAM_UNREACHABLE) from None
     except ValueError:
-        raise UpstreamInvalidResponse("Gemini's answer was not valid JSON.") from None
+        raise _UpstreamFailure(UpstreamInvalidResponse("Gemini's answer was not valid JSON."),
+                               metrics.UPSTREAM_INVALID) from None
     if code == 429 and retry_after:
         upstream_pause(model, retry_after)  # every worker holds its calls to this model, not only this job
+    if code == 429:
+        outcome = metrics.UPSTREAM_RATE_LIMITED
+    elif code is not None and code >= 500:
+        outcome = metrics.UPSTREAM_SERVER_ERROR
+    else:
+        outcome = metrics.UPSTREAM_CLIENT_ERROR
     if code in RETRYABLE_STATUS:
-        raise UpstreamUnavailable(
+        raise _UpstreamFailure(UpstreamUnavailable(
             f"Gemini answered {code} {status}: {message}", retry_after=retry_after, details={"upstreamStatus": code},
-        )
+        ), outcome)
     if code in (401, 403):
         # Gemini's text ("API key not valid") would read as if the caller's Banatie key were bad.
-        raise UpstreamRejected(
+        raise _UpstreamFailure(UpstreamRejected(
             f"Gemini refused this server's credentials ({code} {status}); "
             "the operator must fix GEMINI_API_KEY. Your Banatie key is fine.", details={"upstreamStatus": code},
-        )
-    raise UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code})
+        ), outcome)
+    raise _UpstreamFailure(
+        UpstreamRejected(f"Gemini answered {code} {status}: {message}", details={"upstreamStatus": code}), outcome)
 
 
 def call_usage(response: types.GenerateContentResponse, *, model: str, image_call: bool) -> CallUsage:
