@@ -39,27 +39,33 @@ _STARTS = _PREFIX + "starts"
 _WINDOW_MS = 60_000
 _POLL = (0.05, 0.25)  # seconds between tries while every slot is taken (jittered)
 
-# KEYS: in-flight zset, starts zset, the model's pause key.
-# ARGV: max concurrency (0 = none), max per minute (0 = none), token, slot lifetime ms.
-# Answers 0 (taken), -1 (every slot taken: try again soon) or the milliseconds to wait.
-_ACQUIRE = """
+# Redis' own clock in ms (TIME answers seconds and microseconds), shared by both scripts.
+_NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS: in-flight zset, starts zset, the model's pause key.
+# ARGV: max concurrency (0 = none), max per minute (0 = none), token, slot lifetime ms,
+# the rolling window ms (_WINDOW_MS; the starts set outlives it by a second).
+# Answers 0 (taken), -1 (every slot taken: try again soon) or the milliseconds to wait.
+_ACQUIRE = _NOW_MS + """
 local paused = redis.call('PTTL', KEYS[3])
 if paused > 0 then return paused end
 local max_now, max_rpm = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window = tonumber(ARGV[5])
 if max_now > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   if redis.call('ZCARD', KEYS[1]) >= max_now then return -1 end
 end
 if max_rpm > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 60000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
   if redis.call('ZCARD', KEYS[2]) >= max_rpm then
     local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return math.max(1, tonumber(oldest[2]) + 60000 - now + 1)
+    return math.max(1, tonumber(oldest[2]) + window - now + 1)
   end
   redis.call('ZADD', KEYS[2], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], 61000)
+  redis.call('PEXPIRE', KEYS[2], window + 1000)
 end
 if max_now > 0 then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[3])
@@ -70,9 +76,8 @@ return 0
 
 # A slot taken while the job was queued is used when its call starts: its start counts from
 # then (the rolling minute is of calls started, and the claim in between takes time).
-_RESTAMP = """
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+_RESTAMP = _NOW_MS + """
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
 return 0
 """
 
@@ -101,7 +106,8 @@ def _try_take(model: str, token: str) -> int | None:
     try:
         client = short_commands_client()
         return int(client.eval(_ACQUIRE, 3, _IN_FLIGHT, _STARTS, _pause_key(model),
-                               settings.GEMINI_MAX_CONCURRENCY, settings.GEMINI_MAX_RPM, token, slot_ms))
+                               settings.GEMINI_MAX_CONCURRENCY, settings.GEMINI_MAX_RPM, token, slot_ms,
+                               _WINDOW_MS))
     except (redis.RedisError, OSError) as exc:
         logger.warning("upstream pacing skipped: Redis unavailable (%s)", type(exc).__name__)
         return None
