@@ -200,17 +200,19 @@ def _restamp(token: str) -> None:
         pass  # the slot keeps the time it was taken
 
 
-def _pause_wait(model: str) -> None:
+def _paused_ms(model: str) -> int:
+    """What is left of ``model``'s pause in ms (0 or less: none; also 0 when Redis is away)."""
     try:
-        paused = short_commands_client().pttl(_pause_key(model))
+        return short_commands_client().pttl(_pause_key(model))
     except (redis.RedisError, OSError):
-        return
+        return 0
+
+
+def _pause_wait(model: str) -> None:
+    paused = _paused_ms(model)
     while paused > 0:
         _within_the_job(paused / 1000 + random.uniform(0, 0.05))
-        try:
-            paused = short_commands_client().pttl(_pause_key(model))
-        except (redis.RedisError, OSError):
-            return
+        paused = _paused_ms(model)
 
 
 @contextmanager
