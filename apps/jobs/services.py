@@ -113,11 +113,12 @@ def job_create(
         # A listener (the usage app's quotas) may refuse the job: it raises, nothing is inserted.
         transition_run(job, JOB_CREATED, insert)
     except IntegrityError:
+        # Not stored, whatever comes next: a replay's original job has its own copies, and a
+        # refusal (IdempotencyKeyReused from the lookup below) keeps none of its uploads.
+        job_kind.release_request(payload)
         existing = _idempotent_original(key=key, idempotency=idempotency) if idempotency else None
         if existing is None:
-            job_kind.release_request(payload)
             raise
-        job_kind.release_request(payload)  # the original job has its own copies
         return JobCreated(existing, replayed=True)
     except BaseException:
         job_kind.release_request(payload)  # refused or not stored: keep none of its uploads
