@@ -16,9 +16,10 @@ from banatie.serializers import (
 )
 
 
-def _project_id_field(help_text: str) -> StrictCharField:
-    return StrictCharField(required=False, max_length=100, source="project_id", help_text=help_text,
-                           validators=[RegexValidator(ID_PATTERN, message=ID_RULE)])
+def _project_id_field(help_text: str, **options: Any) -> StrictCharField:
+    options.setdefault("required", False)
+    return StrictCharField(max_length=100, source="project_id", help_text=help_text,
+                           validators=[RegexValidator(ID_PATTERN, message=ID_RULE)], **options)
 
 
 class UsageInputSerializer(QueryParamsSerializer):
@@ -87,6 +88,11 @@ class UsageOutputSerializer(OutputSerializer):
 
     def get_success(self, report: Any) -> bool:
         return True
+
+
+class ProjectPathInputSerializer(StrictSerializer):
+    # Not trimmed: the id is checked exactly as the path carries it.
+    projectId = _project_id_field("The project's id.", required=True, trim_whitespace=False)
 
 
 class ProjectQuotaInputSerializer(StrictSerializer):

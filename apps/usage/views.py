@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import re
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,8 +9,8 @@ from apps.keys.permissions import IsMasterKey
 from apps.keys.serializers import ID_PATTERN, ID_RULE
 from apps.usage.selectors import project_usage, projects_usage, usage_report, usage_scope
 from apps.usage.serializers import (
-    ProjectDetailOutputSerializer, ProjectListOutputSerializer, ProjectQuotaInputSerializer, UsageInputSerializer,
-    UsageOutputSerializer,
+    ProjectDetailOutputSerializer, ProjectListOutputSerializer, ProjectPathInputSerializer, ProjectQuotaInputSerializer,
+    UsageInputSerializer, UsageOutputSerializer,
 )
 from apps.usage.services import quota_set
 from banatie.errors import ValidationFailed
@@ -59,10 +57,13 @@ class ProjectQuotaView(APIView):
                    parameters=[PROJECT_ID], request=ProjectQuotaInputSerializer,
                    responses={200: ProjectDetailOutputSerializer, **errors(400, 401, 403, 405, 415, 500)})
     def put(self, request: Request, projectId: str) -> Response:  # noqa: N803 - the documented name
-        if not re.match(ID_PATTERN, projectId):
+        path = ProjectPathInputSerializer(data={"projectId": projectId})
+        if not path.is_valid():
+            # The path's error keeps its own wording (one message naming the value), not a body's.
             raise ValidationFailed(f"projectId {projectId!r} is not a project id. {ID_RULE}", field="projectId")
+        project_id = path.validated_data["project_id"]
         body = ProjectQuotaInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        quota = quota_set(project_id=projectId, **body.validated_data)
-        return Response(ProjectDetailOutputSerializer(project_usage(projectId, quota)).data)
+        quota = quota_set(project_id=project_id, **body.validated_data)
+        return Response(ProjectDetailOutputSerializer(project_usage(project_id, quota)).data)
 
