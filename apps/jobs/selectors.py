@@ -10,8 +10,8 @@ from django.utils import timezone
 from apps.jobs.cursor import CURSOR_SALT
 from apps.jobs.errors import InvalidCursor, JobNotFound
 from apps.jobs.models import Job
-from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
+from apps.keys.selectors import project_scope_resolve
 from banatie.cursors import keyset_page
 from banatie.lookups import get_by_uuid
 
@@ -47,7 +47,8 @@ def jobs_list_for_key(
     ``created_after`` / ``created_before`` are exclusive. One query (limit + 1 rows: the
     extra row only says whether there is more). Raises MasterKeyRequired for a project key
     naming another project, InvalidCursor for a cursor we did not issue."""
-    jobs = Job.objects.filter(project_id=_list_scope(key, project_id))
+    scope = project_scope_resolve(key=key, project_id=project_id, verb="list", noun="jobs") or key.project_scope
+    jobs = Job.objects.filter(project_id=scope)
     if statuses:
         jobs = jobs.filter(status__in=statuses)
     if kind:
@@ -58,17 +59,6 @@ def jobs_list_for_key(
         jobs = jobs.filter(created_at__lt=created_before)
     page = keyset_page(jobs, cursor=cursor, limit=limit, salt=CURSOR_SALT, invalid=InvalidCursor)
     return JobPage(jobs=page.rows, has_more=page.has_more, next_cursor=page.next_cursor)
-
-
-def _list_scope(key: ApiKey, project_id: str | None) -> str:
-    if not project_id or project_id == key.project_scope:
-        return key.project_scope
-    if not key.is_master:
-        raise MasterKeyRequired(
-            f"Only a master key may list another project's jobs; this key belongs to project {key.project_id!r}.",
-            hint="Leave projectId out (or pass your own project's id) to list your project's jobs.",
-        )
-    return project_id
 
 
 def job_idempotent_replay_exists(*, key: ApiKey, idempotency_key: str) -> bool:

@@ -11,7 +11,7 @@ from django.db.models import QuerySet, Sum
 
 from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
-from apps.keys.selectors import project_ids_with_keys
+from apps.keys.selectors import project_ids_with_keys, project_scope_resolve
 from apps.usage.models import ProjectQuota, UsageDaily
 from apps.usage.services import images_in_flight, images_used, utc_today
 
@@ -32,16 +32,11 @@ class UsageReport:
 
 def usage_scope(*, key: ApiKey, project_id: str | None, group_by: str) -> str | None:
     """The project a report covers: a project key's own; a master key's choice, or None for all."""
-    if not key.is_master:
-        if project_id and project_id != key.project_scope:
-            raise MasterKeyRequired(
-                f"Only a master key may read another project's usage; this key belongs to project {key.project_id!r}.",
-                hint="Leave projectId out (or pass your own project's id) to read your project's usage.")
-        if group_by == "project":
-            raise MasterKeyRequired("Only a master key may group usage by project.",
-                                    hint="Use groupBy=day, key or model with a project key.")
-        return key.project_scope
-    return project_id or None
+    scope = project_scope_resolve(key=key, project_id=project_id, verb="read", noun="usage")
+    if not key.is_master and group_by == "project":
+        raise MasterKeyRequired("Only a master key may group usage by project.",
+                                hint="Use groupBy=day, key or model with a project key.")
+    return scope
 
 
 def _figures(row: dict[str, Any]) -> dict[str, Any]:

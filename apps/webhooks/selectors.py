@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from apps.jobs.errors import InvalidCursor
-from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
+from apps.keys.selectors import project_scope_resolve
 from apps.webhooks.errors import DeliveryNotFound, WebhookNotFound
 from apps.webhooks.models import WebhookDelivery, WebhookEndpoint
 from banatie.cursors import Page, keyset_page
@@ -19,15 +19,7 @@ _DELIVERY_CURSOR_SALT = "banatie.webhooks.deliveries.cursor"
 def webhook_scope(*, key: ApiKey, project_id: str | None) -> str:
     """The project whose endpoints the caller acts on. A project key may name only its own
     project (MasterKeyRequired otherwise)."""
-    if not project_id or project_id == key.project_scope:
-        return key.project_scope
-    if not key.is_master:
-        raise MasterKeyRequired(
-            f"Only a master key may manage another project's webhooks; this key belongs to project "
-            f"{key.project_id!r}.",
-            hint="Leave projectId out (or pass your own project's id) to manage your project's webhooks.",
-        )
-    return project_id
+    return project_scope_resolve(key=key, project_id=project_id, verb="manage", noun="webhooks") or key.project_scope
 
 
 def webhook_list(*, project_id: str) -> QuerySet[WebhookEndpoint]:
