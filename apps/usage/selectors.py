@@ -17,6 +17,8 @@ from apps.usage.services import images_in_flight, images_used, utc_today
 
 _COUNTERS = ("jobs", "succeeded", "failed", "canceled", "images", "input_tokens", "output_tokens", "cost_usd",
              "unpriced_jobs")
+# Django copies an aggregate when a query resolves it, so these can serve every query.
+_SUMS = {name: Sum(name) for name in _COUNTERS}
 GROUP_COLUMNS = {"day": "day", "key": "key_id", "model": "model", "project": "project_id"}
 
 
@@ -47,12 +49,11 @@ def usage_report(*, scope: str | None, date_from: date, date_to: date, group_by:
     rows: QuerySet[UsageDaily] = UsageDaily.objects.filter(day__gte=date_from, day__lte=date_to)
     if scope is not None:
         rows = rows.filter(project_id=scope)
-    sums = {name: Sum(name) for name in _COUNTERS}
     column = GROUP_COLUMNS[group_by]
     groups = [{"group": row[column], **_figures(row)}
-              for row in rows.values(column).annotate(**sums).order_by(column)]
+              for row in rows.values(column).annotate(**_SUMS).order_by(column)]
     return UsageReport(project_id=scope, date_from=date_from, date_to=date_to, group_by=group_by,
-                       totals=_figures(rows.aggregate(**sums)), groups=groups)
+                       totals=_figures(rows.aggregate(**_SUMS)), groups=groups)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def project_usage(project_id: str, quota: ProjectQuota | None = None) -> Project
         daily_image_limit=quota.daily_image_limit if quota else None,
         monthly_budget_usd=quota.monthly_budget_usd if quota else None,
         images_today=images_used(project_id, today) + images_in_flight(project_id, today),
-        month=_figures(month.aggregate(**{name: Sum(name) for name in _COUNTERS})),
+        month=_figures(month.aggregate(**_SUMS)),
     )
 
 
