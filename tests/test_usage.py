@@ -8,13 +8,17 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.usage.models import ProjectQuota, UsageDaily
+from apps.usage.services import utc_today
 from banatie.env import env_prices
 from tests.conftest import auth, poll_job
 from tests.gemini_emulator import Reply
@@ -207,6 +211,25 @@ def test_quotas_are_set_by_a_master_key_and_listed_with_this_months_usage(api, w
     assert [p["projectId"] for p in listed] == ["project-a", "project-b"]
     assert listed[1]["dailyImageLimit"] is None and listed[1]["month"]["jobs"] == 0
     assert api.get("/api/admin/projects", **auth(tenants.b)).status_code == 403
+
+
+def test_the_projects_list_costs_the_same_few_queries_however_many_projects(api, tenants,
+                                                                           django_assert_max_num_queries):
+    today = utc_today()
+    for n, project_id in enumerate(("project-a", "project-c", "project-d", "project-e"), start=1):
+        ProjectQuota.objects.create(project_id=project_id, daily_image_limit=100, monthly_budget_usd=None)
+        UsageDaily.objects.create(day=today, project_id=project_id, key_id=uuid.uuid4(), jobs=n, succeeded=n,
+                                  images=n, cost_usd=Decimal("0.5") * n)
+    UsageDaily.objects.create(day=today.replace(day=1) - timedelta(days=1), project_id="project-a",
+                              key_id=uuid.uuid4(), jobs=50, images=50)  # last month: not in this month's figures
+    assert api.post("/api/text-to-image", T2I, format="json", **ASYNC, **auth(tenants.a)).status_code == 202
+    assert api.get("/api/me", **auth(tenants.master)).status_code == 200  # the master key is in the key cache
+    # The quotas, the projects with keys, this month's sums per project, today's jobs in flight.
+    with django_assert_max_num_queries(4):
+        projects = api.get("/api/admin/projects", **auth(tenants.master)).json()["projects"]
+    assert [(p["projectId"], p["imagesToday"], p["month"]["jobs"], p["month"]["costUsd"]) for p in projects] == [
+        ("project-a", 1 + 1, 1, 0.5), ("project-b", 0, 0, 0.0), ("project-c", 2, 2, 1.0), ("project-d", 3, 3, 1.5),
+        ("project-e", 4, 4, 2.0)]
 
 
 def test_a_daily_image_limit_refuses_the_job_that_would_pass_it(api, worker, gemini, tenants):

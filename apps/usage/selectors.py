@@ -7,13 +7,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from apps.keys.errors import MasterKeyRequired
 from apps.keys.models import ApiKey
 from apps.keys.selectors import project_ids_with_keys, project_scope_resolve
 from apps.usage.models import ProjectQuota, UsageDaily
-from apps.usage.services import images_in_flight, images_used, utc_today
+from apps.usage.services import images_in_flight_per_project, utc_today
 
 _COUNTERS = ("jobs", "succeeded", "failed", "canceled", "images", "input_tokens", "output_tokens", "cost_usd",
              "unpriced_jobs")
@@ -66,19 +66,36 @@ class ProjectUsage:
 
 
 def project_usage(project_id: str, quota: ProjectQuota | None = None) -> ProjectUsage:
-    today = utc_today()
-    month = UsageDaily.objects.filter(project_id=project_id, day__gte=today.replace(day=1), day__lte=today)
-    return ProjectUsage(
-        project_id=project_id,
-        daily_image_limit=quota.daily_image_limit if quota else None,
-        monthly_budget_usd=quota.monthly_budget_usd if quota else None,
-        images_today=images_used(project_id, today) + images_in_flight(project_id, today),
-        month=_figures(month.aggregate(**_SUMS)),
-    )
+    return _projects_usage([project_id], {project_id: quota} if quota else {}, only=project_id)[0]
 
 
 def projects_usage() -> list[ProjectUsage]:
-    """Every project that has keys (or a quota), with its quotas and this month's usage."""
+    """Every project that has keys (or a quota), with its quotas and this month's usage: four
+    queries however many projects there are."""
     quotas = {quota.project_id: quota for quota in ProjectQuota.objects.all()}
-    return [project_usage(project_id, quotas.get(project_id))
-            for project_id in sorted(set(project_ids_with_keys()) | set(quotas))]
+    return _projects_usage(sorted(set(project_ids_with_keys()) | set(quotas)), quotas)
+
+
+def _projects_usage(project_ids: list[str], quotas: dict[str, ProjectQuota], *,
+                    only: str | None = None) -> list[ProjectUsage]:
+    """Two queries: this month's rows summed per project (today's images among them), and the
+    images of today's jobs still in flight. ``only``: read just that project's rows."""
+    today = utc_today()
+    month = UsageDaily.objects.filter(day__gte=today.replace(day=1), day__lte=today)
+    if only is not None:
+        month = month.filter(project_id=only)
+    # images_today first: it must sum the column, before the "images" annotation takes that name.
+    sums = month.values("project_id").annotate(images_today=Sum("images", filter=Q(day=today)), **_SUMS).order_by()
+    by_project = {row["project_id"]: row for row in sums}
+    in_flight = images_in_flight_per_project(today, project_id=only)
+    usage = []
+    for project_id in project_ids:
+        quota, row = quotas.get(project_id), by_project.get(project_id, {})
+        usage.append(ProjectUsage(
+            project_id=project_id,
+            daily_image_limit=quota.daily_image_limit if quota else None,
+            monthly_budget_usd=quota.monthly_budget_usd if quota else None,
+            images_today=(row.get("images_today") or 0) + in_flight.get(project_id, 0),
+            month=_figures(row),
+        ))
+    return usage

@@ -9,6 +9,7 @@ transition hook (apps.jobs.transitions), so both commit with the job's own state
   to its creation day's row of UsageDaily (one upsert)."""
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -55,10 +56,20 @@ def _next_month(day: date) -> date:
 
 def images_in_flight(project_id: str, day: date) -> int:
     """Images asked by the project's jobs created on ``day`` that have not ended yet."""
+    return images_in_flight_per_project(day, project_id=project_id).get(project_id, 0)
+
+
+def images_in_flight_per_project(day: date, *, project_id: str | None = None) -> dict[str, int]:
+    """images_in_flight of every project with such jobs (or only ``project_id``), in one query."""
     start = datetime.combine(day, time.min, tzinfo=dt_timezone.utc)
-    unfinished = Job.objects.filter(project_id=project_id, status__in=Job.UNFINISHED, created_at__gte=start,
+    unfinished = Job.objects.filter(status__in=Job.UNFINISHED, created_at__gte=start,
                                     created_at__lt=start + timedelta(days=1))
-    return sum(kind_get(kind).images_asked(request) for kind, request in unfinished.values_list("kind", "request"))
+    if project_id is not None:
+        unfinished = unfinished.filter(project_id=project_id)
+    asked: dict[str, int] = defaultdict(int)
+    for project, kind, request in unfinished.values_list("project_id", "kind", "request"):
+        asked[project] += kind_get(kind).images_asked(request)
+    return asked
 
 
 def images_used(project_id: str, day: date) -> int:
