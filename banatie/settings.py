@@ -120,8 +120,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so the test database is shared by every thread and process.
     _db.setdefault("TEST", {"NAME": str(VAR_DIR / "test.sqlite3")})
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with django-prometheus' query counters and timings.
-    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # Django's backend with django-prometheus' query counters and timings (banatie/postgresql).
+    _db["ENGINE"] = "banatie.postgresql"
     # A bounded pool per process: 100+ web threads must not open 100+ connections.
     _db["CONN_MAX_AGE"] = 0
     _db.setdefault("OPTIONS", {})["pool"] = {

@@ -17,7 +17,6 @@ connections, and waits for the file's write lock that let other greenlets run.
 PostgreSQL uses psycopg's pool (DATABASES OPTIONS["pool"]) instead."""
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import threading
@@ -28,7 +27,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.backends.utils import debug_transaction
-from django_prometheus.db.common import ExportingCursorWrapper
+
+from banatie.counted_cursor import counted_cursor_class
 
 T = TypeVar("T")
 _lock = threading.Lock()
@@ -69,15 +69,6 @@ class _Cursor(sqlite3_base.SQLiteCursorWrapper):
         return retry_busy(lambda: super(_Cursor, self).executemany(query, params), self.busy_budget)
 
 
-@functools.cache
-def _counted_cursor_class(alias: str, vendor: str) -> type:
-    """django-prometheus' query counters and timings around our busy-retrying cursor (its
-    own sqlite3 backend would replace the cursor, and count pool hits as connects). One
-    class per database, not per connection: under gevent every request and task has a
-    DatabaseWrapper of its own, and building a class for each showed in the profile."""
-    return ExportingCursorWrapper(_Cursor, alias, vendor)
-
-
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     busy_budget = 30.0
     _pool_key: tuple[int, str] | None = None  # the pool the open connection goes back to
@@ -99,7 +90,7 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return retry_busy(lambda: super(DatabaseWrapper, self).get_new_connection(conn_params), self.busy_budget)
 
     def create_cursor(self, name: str | None = None) -> Any:
-        cursor = self.connection.cursor(factory=_counted_cursor_class(self.alias, self.vendor))
+        cursor = self.connection.cursor(factory=counted_cursor_class(_Cursor, self.alias, self.vendor))
         cursor.busy_budget = self.busy_budget
         return cursor
 
