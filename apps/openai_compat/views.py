@@ -47,6 +47,7 @@ class _OpenAIImagesView(JobCreateView):
         job_options = job_options_from(request)
         self.charge_rate_limit(request)  # only valid requests count
         created = openai_images_create(key=request.auth, job_options=job_options, **options)
+        del body, options  # not kept through a wait of seconds
         job = openai_job_wait(created)
         context = {"request": request, "response_format": response_format}
         headers = {"Idempotent-Replayed": "true"} if created.replayed else {}

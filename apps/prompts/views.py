@@ -37,6 +37,7 @@ class EnhanceView(JobCreateView):
         job_options = job_options_from(request)
         self.charge_rate_limit(request)  # only valid requests count
         created = enhancement_create(key=request.auth, job_options=job_options, **body.validated_data)
+        del body  # its field copies are not kept through a wait of seconds
         return respond_with_job(request, created)
 
     def handle_exception(self, exc: Exception) -> Any:
