@@ -147,6 +147,24 @@ def _header(description: str, *, required: bool) -> dict[str, Any]:
 _BEFORE_BUDGET = {"403", "406", "411", "413", "503"}
 
 
+def add_metrics_route(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """GET /metrics is a plain Django view (Prometheus' text format, no DRF): declared here
+    so the schema lists every route the service answers (docs/operations.md)."""
+    result.setdefault("paths", {})["/metrics"] = {"get": {
+        "operationId": "metrics", "tags": ["service"], "summary": "Prometheus metrics",
+        "description": "Every process's metrics in the Prometheus text format. Open to loopback callers; "
+                       "any other caller needs `Authorization: Bearer $METRICS_TOKEN` and otherwise gets "
+                       "the 404 of an unknown path.",
+        "security": [],
+        "responses": {
+            "200": {"description": "The metrics (text/plain; version=0.0.4).",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "404": _error_response(404),
+        },
+    }}
+    return result
+
+
 def add_common_headers(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """What every operation shares, added once: the errors any route can answer (406 from
     content negotiation; 411/413 from the body guard on operations with a body); X-Request-ID

@@ -467,6 +467,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "banatie.openapi.add_metrics_route",
         "banatie.openapi.add_common_headers",
         # An app's own refinement of its request schema (named by string: settings import no app).
         "apps.keys.openapi.split_key_create_by_type",

@@ -23,7 +23,7 @@ def urlconf_routes() -> set[str]:
                 continue
             path = "/" + regex.replace("/?", "").replace("(?P<path>.+)", "{path}")
             path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", path)
-            if path.startswith(("/api/", "/v1/")) or path == "/health":
+            if path.startswith(("/api/", "/v1/")) or path in ("/health", "/metrics"):
                 routes.add(path.rstrip("/"))
 
     walk(get_resolver().url_patterns, "")

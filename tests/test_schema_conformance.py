@@ -418,6 +418,19 @@ def _(live: Live) -> Any:
     return live.api.get("/api/info")
 
 
+# /metrics --------------------------------------------------------------------------------
+
+@case("metrics", 200, "loopback")
+def _(live: Live) -> Any:
+    return live.api.get("/metrics")
+
+
+@case("metrics", 404, "remote-without-token")
+def _(live: Live) -> Any:
+    live.settings.METRICS_TOKEN = ""
+    return live.api.get("/metrics", REMOTE_ADDR="203.0.113.7")
+
+
 # /api/bootstrap/initial-key --------------------------------------------------------------
 
 @case("bootstrap_initial_key", 201, "first-master-key")
@@ -1823,6 +1836,11 @@ def test_health(openapi, request, live, worker, scenario, status):  # type: igno
 @pytest.mark.parametrize("scenario,status", CASES["info"])
 def test_info(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
     _run(openapi, request, live, "info", scenario, status)
+
+
+@pytest.mark.parametrize("scenario,status", CASES["metrics"])
+def test_metrics(openapi, request, live, db, scenario, status):  # type: ignore[no-untyped-def]
+    _run(openapi, request, live, "metrics", scenario, status)
 
 
 @pytest.mark.parametrize("scenario,status", CASES["bootstrap_initial_key"])
