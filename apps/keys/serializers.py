@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -20,14 +21,27 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 ID_RULE = "Use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit."
 
 
+class _WholeStringRegexValidator(RegexValidator):
+    """ID_PATTERN over the whole string: Python's `$` also matches before a final newline,
+    which a path parameter can carry (`%0A`). The schema keeps ID_PATTERN (ECMA's `$` does not)."""
+
+    def __call__(self, value: object) -> None:
+        if isinstance(value, str) and value.endswith("\n"):
+            raise ValidationError(self.message, code=self.code)
+        super().__call__(value)
+
+
+ID_VALIDATOR = _WholeStringRegexValidator(ID_PATTERN, message=ID_RULE)
+
+
 class KeyCreateInputSerializer(StrictSerializer):
     read_only_names = ("id", "apiKey", "scopes", "createdAt", "expiresAt", "isActive", "lastUsedAt", "createdBy")
 
     type = StrictChoiceField(choices=ApiKey.Type.values, source="key_type")
     projectId = StrictCharField(required=False, allow_null=True, max_length=100, source="project_id",
-                                validators=[RegexValidator(ID_PATTERN, message=ID_RULE)])
+                                validators=[ID_VALIDATOR])
     organizationId = StrictCharField(required=False, allow_null=True, max_length=100, source="organization_id",
-                                     validators=[RegexValidator(ID_PATTERN, message=ID_RULE)])
+                                     validators=[ID_VALIDATOR])
     name = StrictCharField(required=False, allow_blank=True, max_length=200, default="")
     expiresInDays = StrictIntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_EXPIRY_DAYS, source="expires_in_days",

@@ -5,10 +5,9 @@ import calendar
 from decimal import Decimal
 from typing import Any
 
-from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from apps.keys.serializers import ID_PATTERN, ID_RULE
+from apps.keys.serializers import ID_VALIDATOR
 from apps.usage.selectors import GROUP_COLUMNS
 from apps.usage.services import utc_today
 from banatie.serializers import (
@@ -19,7 +18,7 @@ from banatie.serializers import (
 def _project_id_field(help_text: str, **options: Any) -> StrictCharField:
     options.setdefault("required", False)
     return StrictCharField(max_length=100, source="project_id", help_text=help_text,
-                           validators=[RegexValidator(ID_PATTERN, message=ID_RULE)], **options)
+                           validators=[ID_VALIDATOR], **options)
 
 
 class UsageInputSerializer(QueryParamsSerializer):
