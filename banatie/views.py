@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from rest_framework import serializers
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from banatie.errors import RouteNotFound, closest, error_response
+from banatie.errors import RouteNotFound, closest
 from banatie.health import active_provider_name, check_database, check_redis, check_worker, registered_checks
 from banatie.metrics import scrape_collectors
 from banatie.timefmt import iso
@@ -149,15 +150,18 @@ def error_catalogue(request: HttpRequest) -> HttpResponse:
                         content_type="text/markdown; charset=utf-8")
 
 
+_not_found = NotFoundView.as_view()
+
+
+@csrf_exempt  # a refused POST must get the unknown path's 404, not CSRF's 403
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format: every process's families (PROMETHEUS_MULTIPROC_DIR) plus the
     gauges computed now (banatie.metrics.register_collector). Open to loopback callers (the
-    host's own Prometheus or agent); anyone else needs ``Authorization: Bearer
-    $METRICS_TOKEN``, and without a token configured the route does not exist for them: the
-    same 404 as an unknown path, so a scan learns nothing."""
-    if not _metrics_allowed(request):
-        return error_response(RouteNotFound(f"No route matches {request.method} {request.path}.",
-                                            hint="GET /api/info lists every route."))
+    host's own Prometheus or agent) that came through no proxy; anyone else needs
+    ``Authorization: Bearer $METRICS_TOKEN``, and without a token configured the route does
+    not exist for them: the unknown path's 404, so a scan learns nothing."""
+    if request.method not in ("GET", "HEAD") or not _metrics_allowed(request):
+        return _not_found(request)
     registry = CollectorRegistry()  # no auto_describe: each collector runs once per scrape
     if settings.PROMETHEUS_MULTIPROC_DIR:
         multiprocess.MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)
@@ -169,16 +173,17 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:
-    # REMOTE_ADDR is the socket's peer (gunicorn sets no X-Forwarded-For into it): a proxy on
-    # this host makes every caller look local, so such a setup must set METRICS_TOKEN and
-    # keep /metrics off the proxy (docs/operations.md).
+    # REMOTE_ADDR is the socket's peer: a proxy on this host makes every caller look local,
+    # so a request carrying forwarding headers is not taken as local whatever its peer (and
+    # a proxy that sets none must keep /metrics off: docs/operations.md).
     try:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         peer = None
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
         peer = peer.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket
-    if peer is not None and peer.is_loopback:
+    forwarded = "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META
+    if peer is not None and peer.is_loopback and not forwarded:
         return True
     token = settings.METRICS_TOKEN
     if not token:

@@ -193,6 +193,40 @@ def test_json_logs_carry_the_request_id_from_the_web_line_into_the_workers_lines
 
 # --- webhook outcomes, counted where the outbox records them -----------------------------------
 
+def test_metrics_need_the_token_when_a_proxy_on_this_host_forwarded_the_request(api, db, settings):
+    # nginx on the same host: the peer is loopback, the caller is anyone on the internet.
+    settings.METRICS_TOKEN = ""
+    for header in ({"HTTP_X_FORWARDED_FOR": "203.0.113.7"}, {"HTTP_FORWARDED": "for=203.0.113.7"}):
+        assert api.get("/metrics", **header).status_code == 404
+    settings.METRICS_TOKEN = "s3cret-scrape-token"
+    proxied = api.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.7", HTTP_AUTHORIZATION="Bearer s3cret-scrape-token")
+    assert proxied.status_code == 200 and b"banatie_jobs_created_total" in proxied.content
+
+
+def test_other_methods_on_metrics_get_the_unknown_paths_404(api, db):
+    unknown = api.post("/no-such-route")
+    for method in (api.post, api.put, api.delete):
+        response = method("/metrics")  # not CSRF's 403, which would tell a scan the route exists
+        assert response.status_code == unknown.status_code == 404
+        assert response.json()["code"] == unknown.json()["code"] == "route_not_found"
+        assert response.json()["message"] == f"No route matches {response.request['REQUEST_METHOD']} /metrics."
+
+
+def test_a_v1_sync_wait_is_counted_like_the_apis(api, worker, tenants, settings):
+    from prometheus_client import REGISTRY
+
+    settings.GEMINI_API_KEY = ""  # the offline provider
+
+    def answered() -> float:
+        return REGISTRY.get_sample_value("banatie_sync_wait_outcomes_total", {"outcome": "answered"}) or 0.0
+
+    before = answered()
+    response = api.post("/v1/images/generations", {"prompt": "a lighthouse at dusk", "n": 1}, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {tenants.a}")
+    assert response.status_code == 200, response.content
+    assert answered() == before + 1
+
+
 def webhook_outcomes() -> dict[str, float]:
     from prometheus_client import REGISTRY  # the test process's own: its worker runs in it
 
