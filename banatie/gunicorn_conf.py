@@ -54,3 +54,14 @@ def child_exit(server: object, worker: object) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid, PROMETHEUS_MULTIPROC_DIR)  # type: ignore[attr-defined]
+
+
+def on_starting(server: object) -> None:
+    """Without the shared directory each scrape reads one web process at random (counters
+    seem to jump back and forth) and no worker at all: say so once, at start."""
+    from banatie.settings import PROMETHEUS_MULTIPROC_DIR
+
+    if not PROMETHEUS_MULTIPROC_DIR:
+        server.log.warning(  # type: ignore[attr-defined]
+            "PROMETHEUS_MULTIPROC_DIR is unset: /metrics shows only the one web process that answers "
+            "a scrape, and no worker's metrics (docs/operations.md)")

@@ -106,7 +106,9 @@ def _json_only_with_json_logs(instance: Any = None, **_: Any) -> None:
     celery_worker.safe_say = say_json
 
 
-_tokens: dict[str, tuple[object, object]] = {}  # task id -> the context tokens to reset after it
+# The context tokens to reset after a task live on its request: two deliveries of one job
+# (same task id) may overlap in one process after a republish.
+_TOKENS = "banatie_log_tokens"
 
 
 @task_prerun.connect
@@ -119,13 +121,16 @@ def _task_request_id(task_id: str = "", task: Task | None = None, **_: Any) -> N
     context: dict[str, str] = {}
     if task is not None and task.name == JOB_RUN:  # a job's task id is its job id (apps.jobs.services._publish)
         context = {"job_id": task_id, "key_prefix": header("key_prefix"), "project_id": header("project_id")}
-    _tokens[task_id] = (set_request_id(header("request_id") or "-"), log_fields_start(**context))
+    tokens = (set_request_id(header("request_id") or "-"), log_fields_start(**context))
+    if task is not None:
+        setattr(task.request, _TOKENS, tokens)
 
 
 @task_postrun.connect
-def _task_request_id_done(task_id: str = "", **_: Any) -> None:
-    tokens = _tokens.pop(task_id, None)
+def _task_request_id_done(task: Task | None = None, **_: Any) -> None:
+    tokens = getattr(task.request, _TOKENS, None) if task is not None else None
     if tokens is not None:
+        setattr(task.request, _TOKENS, None)
         request_token, fields_token = tokens
         log_fields_end(fields_token)  # type: ignore[arg-type]
         reset_request_id(request_token)  # type: ignore[arg-type]

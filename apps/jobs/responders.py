@@ -11,8 +11,7 @@ from apps.jobs.kinds import kind_get
 from apps.jobs.models import Job
 from apps.jobs.prefer import preferences
 from apps.jobs.serializers import JobAcceptedOutputSerializer
-from apps.jobs.services import JobCreated, job_wait
-from banatie import metrics
+from apps.jobs.services import JobCreated, job_wait_counted
 
 REPLAYED = {"Idempotent-Replayed": "true"}
 
@@ -27,15 +26,11 @@ def respond_with_job(request: Request, created: JobCreated) -> Response:
     prefs = preferences(request)
     if prefs.respond_async:
         return _accepted(job, extra, applied="respond-async")
-    job = job_wait(job=job, timeout=prefs.wait)
+    job = job_wait_counted(job=job, timeout=prefs.wait)
     if job.status == Job.Status.SUCCEEDED:
-        metrics.sync_wait_outcomes.labels(outcome="answered").inc()
         return Response(kind_get(job.kind).sync_body(job, request), headers=extra)
     if job.status in (Job.Status.FAILED, Job.Status.CANCELED):
-        outcome = "canceled" if job.status == Job.Status.CANCELED else "answered"
-        metrics.sync_wait_outcomes.labels(outcome=outcome).inc()
         raise _failure(job, extra)  # canceled: 409 job_canceled or deadline_exceeded
-    metrics.sync_wait_outcomes.labels(outcome="timed_out_202").inc()
     return _accepted(job, extra, applied=f"wait={prefs.wait_asked}" if prefs.wait_asked else None)
 
 

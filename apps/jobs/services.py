@@ -520,6 +520,19 @@ def _count_finished(job: Job) -> None:
     metrics.jobs_finished.labels(kind=job.kind, status=job.status, error_code=job.error_code or "none").inc()
 
 
+def job_wait_counted(*, job: Job, timeout: float) -> Job:
+    """job_wait for a synchronous request, its outcome counted in
+    banatie_sync_wait_outcomes_total (a wait that ends before the job is `timed_out_202`,
+    also on /v1, which answers it 504)."""
+    job = job_wait(job=job, timeout=timeout)
+    if job.status == Job.Status.CANCELED:
+        outcome = "canceled"
+    else:
+        outcome = "answered" if job.is_finished else "timed_out_202"
+    metrics.sync_wait_outcomes.labels(outcome=outcome).inc()
+    return job
+
+
 def job_wait(*, job: Job, timeout: float) -> Job:
     """Wait up to ``timeout`` seconds for the job to finish; return the fresh row. No
     database connection is held while waiting; a woken waiter reads its row again and

@@ -13,7 +13,7 @@ from apps.generation.services import CheckedReference, generation_create, image_
 from apps.jobs.errors import JobError
 from apps.jobs.models import Job
 from apps.jobs.options import JobOptions
-from apps.jobs.services import JobCreated, job_wait
+from apps.jobs.services import JobCreated, job_wait_counted
 from apps.keys.models import ApiKey
 from apps.openai_compat.errors import JobTimeout
 from workers.providers.image_models import image_size_supported
@@ -53,7 +53,7 @@ def openai_job_wait(created: JobCreated) -> Job:
     canceled job raises its error; one still unfinished raises JobTimeout (it keeps running)."""
     job = created.job
     if not job.is_finished:
-        job = job_wait(job=job, timeout=settings.OPENAI_COMPAT_WAIT_SECONDS)
+        job = job_wait_counted(job=job, timeout=settings.OPENAI_COMPAT_WAIT_SECONDS)
     if job.status == Job.Status.SUCCEEDED:
         return job
     if job.is_finished:

@@ -82,6 +82,9 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
     """One generate_content call, counted and timed (banatie_upstream_*) and, with tracing
     on, a span; every SDK failure mapped to a JobError (raised `from None`, so the SDK
     exception and its request headers go nowhere)."""
+    left = time_left()
+    if left is not None and left <= 0.05:  # no call is made, so none is counted
+        raise JobTimedOut("The job's time limit was reached before Gemini answered.")
     model = str(kwargs.get("model", ""))
     started = time.monotonic()
     outcome = metrics.UPSTREAM_OTHER  # whatever escapes the mapping (an abandoned call's greenlet killed)
@@ -120,10 +123,7 @@ def _call_mapped(**kwargs: object) -> types.GenerateContentResponse:
     left = time_left()
     cut_by_deadline = left is not None and left < timeout
     if left is not None:
-        if left <= 0.05:
-            raise _UpstreamFailure(JobTimedOut("The job's time limit was reached before Gemini answered."),
-                                   metrics.UPSTREAM_TIMEOUT)
-        timeout = min(timeout, left)
+        timeout = max(0.05, min(timeout, left))
     config = kwargs.get("config")
     if isinstance(config, types.GenerateContentConfig):
         # Per call, so a hanging upstream cannot outlive the job's deadline.
