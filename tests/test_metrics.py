@@ -273,3 +273,24 @@ def test_quota_refusals_are_counted_and_rate_limits_are_not_mixed_in(api, tenant
     assert over.status_code == 429 and over.json()["code"] == "quota_exceeded"
     assert counter_value("banatie_quota_rejections_total") == quota + 1
     assert counter_value("banatie_rate_limited_total") == limited
+
+
+def test_a_call_the_deadline_skips_is_not_counted_as_an_upstream_call(gemini, db):
+    import time
+
+    from prometheus_client import REGISTRY
+
+    from apps.jobs.deadline import job_deadline
+    from apps.jobs.errors import JobTimedOut
+    from workers.providers.gemini import GeminiImageProvider
+
+    def calls() -> float:
+        return sum(s.value for family in REGISTRY.collect() if family.name == "banatie_upstream_requests"
+                   for s in family.samples if s.name.endswith("_total"))
+
+    before, served = calls(), len(gemini.requests)
+    with job_deadline(0.01):
+        time.sleep(0.05)
+        with pytest.raises(JobTimedOut):
+            GeminiImageProvider(model=IMAGE_MODEL).generate(prompt="a fox", reference_images=[], aspect_ratio="1:1")
+    assert calls() == before and len(gemini.requests) == served  # nothing went out, nothing counted
