@@ -72,7 +72,16 @@ def celery_worker(django_db_setup, django_db_blocker):  # type: ignore[no-untype
 @pytest.fixture
 def worker(celery_worker, transactional_db):  # type: ignore[no-untyped-def]
     """Use in tests that run jobs: committed rows, so worker threads see them."""
-    return celery_worker
+    yield celery_worker
+    # The worker outlives the test: a job it still runs would write while the flush that ends
+    # the test truncates every table, and PostgreSQL answers that with a deadlock (seen in CI).
+    import time
+
+    from celery.worker import state
+
+    deadline = time.monotonic() + 10
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture(scope="session")
