@@ -53,7 +53,7 @@ webhook_deliveries = Counter("banatie_webhook_deliveries", "Webhook delivery att
                              ["outcome"])
 sync_wait_outcomes = Counter(
     "banatie_sync_wait_outcomes", "How a synchronous job request's wait ended: answered (200 or the job's "
-    "error), timed_out_202 (the wait ran out: 202), canceled (409).", ["outcome"],
+    "error), timed_out_202 (the wait ran out: 202, or 504 on /v1), canceled (409).", ["outcome"],
 )
 
 # Upstream call outcomes (the ``outcome`` label of banatie_upstream_requests_total).

@@ -13,7 +13,7 @@ from banatie.routing import route
 urlpatterns = [
     route("health", infra.HealthView, "health"),
     route("api/info", infra.InfoView, "info"),
-    # Prometheus scrapes (banatie.views.metrics: loopback, or METRICS_TOKEN); not in the API schema.
+    # Prometheus scrapes (banatie.views.metrics: loopback, or METRICS_TOKEN); in the schema by a hook.
     re_path(r"^metrics/?$", infra.metrics, name="metrics"),
     path("", include("apps.keys.urls")),
     path("", include("apps.generation.urls")),

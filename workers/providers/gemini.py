@@ -92,7 +92,7 @@ def _call_once(**kwargs: object) -> types.GenerateContentResponse:
                                        attributes={"gen_ai.system": "gemini", "gen_ai.request.model": model},
                                        record_exception=False) as span:  # an SDK exception holds the key
         try:
-            response = _call_mapped(**kwargs)
+            response = _call_mapped(left, **kwargs)
             outcome = metrics.UPSTREAM_BLOCKED if _block_reason(response) else metrics.UPSTREAM_OK
             usage = response.usage_metadata
             if usage is not None:
@@ -118,12 +118,12 @@ class _UpstreamFailure(Exception):
         self.error, self.outcome = error, outcome
 
 
-def _call_mapped(**kwargs: object) -> types.GenerateContentResponse:
+def _call_mapped(left: float | None, **kwargs: object) -> types.GenerateContentResponse:
+    """``left``: the job's time left, as _call_once read it (None: no deadline)."""
     timeout = settings.GEMINI_TIMEOUT_SECONDS
-    left = time_left()
     cut_by_deadline = left is not None and left < timeout
     if left is not None:
-        timeout = max(0.05, min(timeout, left))
+        timeout = min(timeout, left)
     config = kwargs.get("config")
     if isinstance(config, types.GenerateContentConfig):
         # Per call, so a hanging upstream cannot outlive the job's deadline.
